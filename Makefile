@@ -1,0 +1,74 @@
+# make run: install what is missing, migrate, serve on $(HOST):$(PORT).
+# make test: the same install, then lint, migration check and the whole suite.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := run
+
+HOST ?= 127.0.0.1
+PORT ?= 8000
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+TOOLS_DIR ?= $(or $(RUNNER_TOOLS_DIR),/opt/code-playground)
+VENV := .venv
+PY := $(VENV)/bin/python
+# Debian packages the sandbox and the runtimes need. /usr/bin/python3 is Debian's
+# Python, used inside the sandbox because it starts several times faster.
+SYSTEM_COMMANDS := bwrap setpriv cc node npm /usr/bin/python3
+SYSTEM_PACKAGES := bubblewrap util-linux gcc libc6-dev python3 nodejs npm
+
+.PHONY: install system run test lint bench check clean
+
+install: system $(VENV)/.installed runtimes/node_modules/.installed $(TOOLS_DIR)/sandbox-init $(TOOLS_DIR)/esbuild
+
+system:
+	@missing=""; for c in $(SYSTEM_COMMANDS); do command -v $$c >/dev/null || missing="$$missing $$c"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages for:$$missing"; \
+	  apt-get update -qq; \
+	  pkgs="bubblewrap util-linux gcc libc6-dev python3"; \
+	  command -v node >/dev/null || pkgs="$$pkgs nodejs"; \
+	  command -v npm >/dev/null || pkgs="$$pkgs npm"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkgs >/dev/null; \
+	fi
+	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || { apt-get update -qq; apt-get install -y -qq python3-venv >/dev/null; }
+
+$(VENV)/.installed: requirements.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	@touch $@
+
+runtimes/node_modules/.installed: runtimes/package.json runtimes/package-lock.json
+	cd runtimes && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# The tools are bound into every sandbox, so they live where the sandbox's
+# unprivileged uid can read them, not inside this checkout (which may sit under /root).
+$(TOOLS_DIR)/sandbox-init: runtimes/sandbox-init.c
+	@mkdir -p $(TOOLS_DIR) && chmod 0755 $(TOOLS_DIR)
+	cc -O2 -Wall -Werror -o $@.tmp $< && install -m 0755 $@.tmp $@ && rm -f $@.tmp
+
+$(TOOLS_DIR)/esbuild: runtimes/node_modules/.installed
+	@mkdir -p $(TOOLS_DIR) && chmod 0755 $(TOOLS_DIR)
+	install -m 0755 runtimes/node_modules/@esbuild/$$(node -p 'process.platform + "-" + process.arch')/bin/esbuild $@
+
+run: install
+	$(PY) manage.py migrate --noinput -v 0
+	$(PY) manage.py collectstatic --noinput -v 0
+	RUNNER_TOOLS_DIR=$(TOOLS_DIR) $(VENV)/bin/daphne -b $(HOST) -p $(PORT) playground.asgi:application
+
+lint: install
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+
+check: install
+	$(PY) manage.py makemigrations --check --dry-run -v 0
+	RUNNER_TOOLS_DIR=$(TOOLS_DIR) $(PY) manage.py sandbox_check
+
+test: lint
+	$(PY) manage.py makemigrations --check --dry-run -v 0
+	RUNNER_TOOLS_DIR=$(TOOLS_DIR) $(VENV)/bin/pytest
+
+bench: install
+	RUNNER_TOOLS_DIR=$(TOOLS_DIR) $(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) runtimes/node_modules .build

@@ -1,0 +1,72 @@
+"""The ASGI entry point: HTTP through Django, with the request body capped before it is read."""
+
+import asyncio
+import json
+import logging
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "playground.settings")
+django_app = get_asgi_application()  # before anything imports models
+
+from django.conf import settings  # noqa: E402
+
+from runner import executor  # noqa: E402
+
+log = logging.getLogger("runner")
+
+
+def body_limit(app, limit: int):
+    """Answer 413 to a body over the limit as soon as it shows, instead of spooling it all first."""
+    message = json.dumps({"error": f"the request body is over the {limit} byte limit"}).encode()
+    headers = [(b"content-type", b"application/json"), (b"access-control-allow-origin", b"*")]
+
+    async def reject(send):
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": message})
+
+    async def guarded(scope, receive, send):
+        if scope["type"] != "http":
+            return await app(scope, receive, send)
+        length = dict(scope.get("headers", [])).get(b"content-length", b"")
+        if length.isdigit() and int(length) > limit:
+            return await reject(send)
+        seen = 0
+
+        async def counting_receive():
+            nonlocal seen
+            event = await receive()
+            seen += len(event.get("body", b""))
+            if seen > limit:
+                # A chunked body that grew too big: answer now, and tell Django the client left.
+                await reject(send)
+                return {"type": "http.disconnect"}
+            return event
+
+        return await app(scope, counting_receive, send)
+
+    return guarded
+
+
+async def report_isolation() -> None:
+    layers = await executor.isolation()
+    for layer in layers:
+        log.info("sandbox layer %-24s %-3s %s", layer.name, "on" if layer.on else "off", layer.detail)
+    failure = executor.isolation_failure(layers)
+    if failure:
+        log.error("CODE EXECUTION IS DISABLED: %s. The API answers 503 until this is fixed.", failure)
+    versions = executor.runtimes()
+    log.info("runtimes: %s", ", ".join(f"{r['language']} {r['version']}" for r in versions))
+
+
+def check_at_start() -> None:
+    """Say at start whether code can run; imported inside a running loop, the first run checks."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(report_isolation())
+
+
+check_at_start()
+application = body_limit(django_app, settings.DATA_UPLOAD_MAX_MEMORY_SIZE)

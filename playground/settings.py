@@ -1,0 +1,173 @@
+"""Settings, all from environment variables with safe defaults: zero configuration runs."""
+
+import os
+import secrets
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_str(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ImproperlyConfigured(f"{name} must be true or false, not {value!r}")
+
+
+def env_int(name: str, default: int, minimum: int = 0) -> int:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, not {value!r}") from None
+    if number < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {number}")
+    return number
+
+
+def env_float(name: str, default: float, minimum: float = 0.0) -> float:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, not {value!r}") from None
+    if number < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {number}")
+    return number
+
+
+def secret_key() -> str:
+    """SECRET_KEY, or one made once and kept beside the database, so zero config stays safe."""
+    if os.environ.get("SECRET_KEY"):
+        return os.environ["SECRET_KEY"]
+    path = DATA_DIR / "secret_key"
+    if not path.exists():
+        DATA_DIR.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(50))
+    return path.read_text().strip()
+
+
+DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / ".data")))
+SECRET_KEY = secret_key()
+DEBUG = env_bool("DEBUG", False)
+ALLOWED_HOSTS = [h.strip() for h in env_str("ALLOWED_HOSTS", "*").split(",") if h.strip()]
+CSRF_TRUSTED_ORIGINS = [o.strip() for o in env_str("CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "runner",
+    "playground",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "runner.middleware.api_cors",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "playground.urls"
+ASGI_APPLICATION = "playground.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": env_str("SQLITE_PATH", str(DATA_DIR / "db.sqlite3")),
+        # Runs are stored from many requests at once: wait for the write lock, don't fail.
+        "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
+    }
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / ".build" / "staticfiles")))
+STATICFILES_DIRS = [BASE_DIR / "static"]
+
+# Requests: a body over 1 MiB is refused with 413 before it is read.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("RUNNER_MAX_BODY", 1 << 20, minimum=1024)
+
+# --- The runner: limits are defaults a request may lower, or raise up to the ceiling ---
+RUNNER_TIMEOUT = env_int("RUNNER_TIMEOUT", 10_000, minimum=1)  # ms
+RUNNER_MAX_TIMEOUT = env_int("RUNNER_MAX_TIMEOUT", 60_000, minimum=1)  # ms
+RUNNER_MEMORY = env_int("RUNNER_MEMORY", 256, minimum=16)  # MiB
+RUNNER_MAX_MEMORY = env_int("RUNNER_MAX_MEMORY", 1024, minimum=16)  # MiB
+RUNNER_PROCESSES = env_int("RUNNER_PROCESSES", 64, minimum=1)
+RUNNER_OUTPUT_LIMIT = env_int("RUNNER_OUTPUT_LIMIT", 1 << 20, minimum=1)  # bytes, stdout and stderr together
+RUNNER_TMPFS = env_int("RUNNER_TMPFS", 64, minimum=1)  # MiB
+RUNNER_FILE_SIZE = env_int("RUNNER_FILE_SIZE", 16, minimum=1)  # MiB
+RUNNER_OPEN_FILES = env_int("RUNNER_OPEN_FILES", 256, minimum=16)
+RUNNER_CPUS = env_float("RUNNER_CPUS", 1.0, minimum=0.01)
+RUNNER_MAX_CODE = env_int("RUNNER_MAX_CODE", 256 * 1024, minimum=1)  # bytes, code and files together
+RUNNER_MAX_FILES = env_int("RUNNER_MAX_FILES", 32, minimum=0)
+RUNNER_CONCURRENCY = env_int("RUNNER_CONCURRENCY", os.cpu_count() or 1, minimum=1)
+RUNNER_QUEUE_SIZE = env_int("RUNNER_QUEUE_SIZE", 32, minimum=0)
+RUNNER_QUEUE_WAIT = env_float("RUNNER_QUEUE_WAIT", 30.0)  # seconds a queued run waits for a slot
+RUNNER_RETENTION_HOURS = env_float("RUNNER_RETENTION_HOURS", 24.0)
+RUNNER_TOOLS_DIR = env_str("RUNNER_TOOLS_DIR", "/opt/code-playground")
+RUNNER_UID_BASE = env_int("RUNNER_UID_BASE", 61000, minimum=1000)
+RUNNER_CGROUP_PARENT = env_str("RUNNER_CGROUP_PARENT", "code-playground")
+
+if RUNNER_TIMEOUT > RUNNER_MAX_TIMEOUT:
+    raise ImproperlyConfigured("RUNNER_TIMEOUT must not exceed RUNNER_MAX_TIMEOUT")
+if RUNNER_MEMORY > RUNNER_MAX_MEMORY:
+    raise ImproperlyConfigured("RUNNER_MEMORY must not exceed RUNNER_MAX_MEMORY")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "loggers": {
+        "runner": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO"), "propagate": False}
+    },
+}

@@ -1,0 +1,89 @@
+"""The REST door: collects a run's events into one JSON result."""
+
+from __future__ import annotations
+
+import time
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.http import JsonResponse
+from django.shortcuts import render
+
+from . import conf, executor, openapi, schemas
+from .decorators import api, error
+from .models import Execution
+from .schemas import ExecutionRecord, RunRequest, RunResult, Runtime
+
+PRUNE_EVERY_SECONDS = 600
+_last_prune = 0.0
+
+
+def _store(spec: schemas.RunSpec, result: RunResult) -> None:
+    global _last_prune
+    Execution.record(spec, result)
+    if time.monotonic() - _last_prune > PRUNE_EVERY_SECONDS:
+        _last_prune = time.monotonic()
+        Execution.objects.prune()
+
+
+async def _run(req: RunRequest) -> JsonResponse:
+    spec = schemas.run_spec(req, conf.get())
+    result = await executor.Run(spec).result()
+    await sync_to_async(_store)(spec, result)
+    return JsonResponse(result.to_wire())
+
+
+@api(
+    "POST",
+    "Run code",
+    request=RunRequest,
+    response=RunResult,
+    errors=(400, 404, 405, 413, 503),
+)
+async def execute(request):
+    return await _run(schemas.parse_body(request.body))
+
+
+@api(
+    "GET",
+    "Run code given in the query string",
+    response=RunResult,
+    query=(("code", True, "The program's source."), ("stdin", False, "The program's standard input.")),
+    path_params={"language": "A language name or alias, in any case."},
+    errors=(400, 404, 405, 413, 503),
+)
+async def run(request, language: str):
+    if "code" not in request.GET:
+        return error(400, "query parameter 'code' is required", field="code")
+    req = RunRequest(language=language, code=request.GET["code"], stdin=request.GET.get("stdin", ""))
+    return await _run(req)
+
+
+@api("GET", "The languages and their real versions", response=Runtime, many=True, errors=(405,))
+async def runtimes(request):
+    return JsonResponse(await sync_to_async(executor.runtimes)(), safe=False)
+
+
+@api(
+    "GET",
+    "An earlier run, with its code and output",
+    response=ExecutionRecord,
+    path_params={"id": "The run's id, from its result."},
+    errors=(404, 405),
+)
+async def execution(request, id):
+    found = await Execution.objects.retained().filter(id=id).afirst()
+    if found is None:
+        hours = conf.get().retention_hours
+        return error(404, f"no execution {id}: it never existed, or is older than the {hours:g} h retention")
+    return JsonResponse(found.to_dict())
+
+
+@api("GET", "This OpenAPI document", errors=(405,))
+async def openapi_json(request):
+    return JsonResponse(openapi.document(request))
+
+
+async def docs(request):
+    """The OpenAPI document, rendered for people."""
+    return render(request, "runner/docs.html", {"doc": openapi.document(request), "debug": settings.DEBUG})

@@ -1,0 +1,68 @@
+"""The API's shared concerns, as one decorator: methods, CSRF, JSON errors, OpenAPI metadata."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass, field
+
+from django.core.exceptions import RequestDataTooBig
+from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from .executor import Busy, Unavailable
+from .sandbox import SandboxError
+from .schemas import RequestError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Operation:
+    """What the OpenAPI document says about a view; read by runner.openapi."""
+
+    method: str
+    summary: str
+    response: type | None = None
+    many: bool = False
+    request: type | None = None
+    query: tuple[tuple[str, bool, str], ...] = ()  # (name, required, description)
+    errors: tuple[int, ...] = ()
+    path_params: dict[str, str] = field(default_factory=dict)
+
+
+def error(status: int, message: str, **extra) -> JsonResponse:
+    return JsonResponse({"error": message, **extra}, status=status)
+
+
+def api(method: str, summary: str, **openapi):
+    """An async JSON endpoint that answers every failure with a clear JSON error."""
+
+    def decorate(view):
+        @csrf_exempt
+        @functools.wraps(view)
+        async def wrapper(request, *args, **kwargs):
+            if request.method != method and not (method == "GET" and request.method == "HEAD"):
+                response = error(405, f"method {request.method} is not allowed here; use {method}")
+                response["Allow"] = f"{method}, OPTIONS"
+                return response
+            try:
+                return await view(request, *args, **kwargs)
+            except RequestError as e:
+                return JsonResponse(e.to_wire(), status=e.status)
+            except RequestDataTooBig:
+                return error(413, "the request body is over the 1 MiB limit")
+            except Busy as e:
+                response = error(503, "every execution slot is busy and the queue is full; try again shortly")
+                response["Retry-After"] = str(e.retry_after)
+                return response
+            except Unavailable as e:
+                return error(503, str(e))
+            except SandboxError as e:
+                log.error("sandbox failure: %s", e)
+                return error(500, f"the sandbox failed: {e}")
+
+        wrapper.operation = Operation(method, summary, **openapi)
+        return wrapper
+
+    return decorate

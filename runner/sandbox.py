@@ -1,0 +1,544 @@
+"""Isolation only: one fresh bubblewrap sandbox per run, supervised until nothing of it is left.
+
+Knows nothing of Django, HTTP or the database. Every process this project
+starts, sandboxed or not, is started by `spawn()` in this module.
+
+The chain for one run, all exec'd in place so the server keeps one pid to watch:
+
+    sh (root: joins the run's cgroups)
+      -> setpriv (drops to the slot's unprivileged host uid, no caps, no_new_privs)
+        -> bwrap (new user, pid, net, ipc, uts, mount and cgroup namespaces)
+          -> sandbox-init (sets rlimits, reports the real wait status)
+            -> the program
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import os
+import re
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+
+from . import cgroups
+
+log = logging.getLogger(__name__)
+
+# --- The limits and fixed shape of every sandbox -------------------------------------
+# Per-run limits arrive in a Limits; these defaults are the documented ones, and the
+# constants below are what no request can change.
+DEFAULT_TIMEOUT_MS = 10_000
+DEFAULT_MEMORY_MIB = 256
+DEFAULT_PROCESSES = 64
+DEFAULT_OUTPUT_BYTES = 1 << 20
+DEFAULT_TMPFS_MIB = 64
+DEFAULT_FILE_SIZE_MIB = 16
+DEFAULT_OPEN_FILES = 256
+DEFAULT_CPUS = 1.0
+
+SANDBOX_UID = 1000  # the program's uid inside; the host sees the slot's uid
+SANDBOX_HOSTNAME = "sandbox"
+WORKDIR = "/tmp"  # one private tmpfs: the working directory, /tmp and $HOME at once
+DEV_SHM_BYTES = 1 << 20  # /dev/shm is its own small tmpfs, so it can't bypass the /tmp cap
+PIPE_BYTES = 1 << 20  # large pipes: Node's async writes reach the output cap, not the OOM killer
+INIT_PATH = "/.sandbox-init"
+# Only the runtime is visible, read-only. /usr/local is left out on purpose: on
+# many hosts it holds unrelated tools and configuration.
+RO_BINDS = ("/usr/bin", "/usr/lib", "/usr/lib64", "/usr/share/zoneinfo")
+SYMLINKS = (("usr/bin", "/bin"), ("usr/lib", "/lib"), ("usr/lib64", "/lib64"), ("usr/bin", "/sbin"))
+BASE_ENV = {"PATH": "/usr/bin:/bin", "HOME": WORKDIR, "TMPDIR": WORKDIR, "LANG": "C.UTF-8", "USER": "sandbox"}
+# The environment of the launcher chain and of bwrap itself, which the program can
+# read as /proc/1/environ: nothing of the server's.
+LAUNCH_ENV = {"PATH": "/usr/bin:/bin"}
+EMPTY_WAIT_SECONDS = 5.0
+F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+F_GETPIPE_SZ = getattr(fcntl, "F_GETPIPE_SZ", 1032)
+# sh would export PWD to bwrap, and so to /proc/1/environ: unset it.
+JOIN_AND_EXEC = (
+    'unset PWD OLDPWD; while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"'
+)
+
+
+class SandboxError(Exception):
+    """The sandbox could not be set up or torn down; never the program's fault."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    timeout_ms: int = DEFAULT_TIMEOUT_MS
+    memory_mib: int = DEFAULT_MEMORY_MIB
+    processes: int = DEFAULT_PROCESSES
+    output_bytes: int = DEFAULT_OUTPUT_BYTES
+    tmpfs_mib: int = DEFAULT_TMPFS_MIB
+    file_size_mib: int = DEFAULT_FILE_SIZE_MIB
+    open_files: int = DEFAULT_OPEN_FILES
+    cpus: float = DEFAULT_CPUS
+
+
+@dataclass(frozen=True)
+class Host:
+    """Where the host's pieces are; set once from the server's configuration."""
+
+    tools_dir: str = "/opt/code-playground"
+    uid_base: int = 61000
+    cgroup_parent: str = "code-playground"
+    bwrap: str = "/usr/bin/bwrap"
+    setpriv: str = "/usr/bin/setpriv"
+
+    @property
+    def init(self) -> str:
+        return os.path.join(self.tools_dir, "sandbox-init")
+
+    def uid(self, slot: int) -> int:
+        return self.uid_base + slot
+
+
+@dataclass
+class BoxSpec:
+    """What one sandbox runs: argv and env inside, files placed in WORKDIR, extra read-only binds."""
+
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    files: dict[str, bytes] = field(default_factory=dict)
+    binds: tuple[tuple[str, str], ...] = ()
+    limits: Limits = field(default_factory=Limits)
+    slot: int = 0
+
+
+@dataclass(frozen=True)
+class ExitStatus:
+    exit_code: int | None
+    signal: int | None
+    duration_ns: int | None  # the program's own wall time, as measured inside
+
+
+def bwrap_argv(spec: BoxSpec, host: Host, file_fds: dict[str, int], status_fd: int) -> list[str]:
+    """Every isolation flag, in one place."""
+    lim = spec.limits
+    argv = [
+        host.bwrap,
+        # --unshare-user must be explicit: --disable-userns needs it, and
+        # --unshare-all would only *try* a user namespace.
+        "--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc",
+        "--unshare-uts", "--unshare-cgroup",
+        "--disable-userns", "--die-with-parent", "--new-session",
+        "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
+        "--hostname", SANDBOX_HOSTNAME,
+    ]  # fmt: skip
+    for path in RO_BINDS:
+        argv += ["--ro-bind-try", path, path]
+    for target, link in SYMLINKS:
+        argv += ["--symlink", target, link]
+    argv += ["--ro-bind", host.init, INIT_PATH]
+    for source, dest in spec.binds:
+        argv += ["--ro-bind", source, dest]
+    argv += [
+        "--proc", "/proc",
+        # A writable /dev tmpfs would have no size cap: give /dev/shm its own, then freeze /dev.
+        "--dev", "/dev",
+        "--size", str(DEV_SHM_BYTES), "--tmpfs", "/dev/shm",
+        "--remount-ro", "/dev",
+        "--size", str(lim.tmpfs_mib << 20), "--perms", "1777", "--tmpfs", WORKDIR,
+    ]  # fmt: skip
+    # The code arrives through file descriptors that bwrap copies into the fresh
+    # tmpfs: the host never writes into a directory the program controls.
+    made: set[str] = set()
+    for name, fd in file_fds.items():
+        parts = name.split("/")[:-1]
+        for i in range(1, len(parts) + 1):
+            d = "/".join(parts[:i])
+            if d not in made:
+                made.add(d)
+                argv += ["--dir", f"{WORKDIR}/{d}"]
+        argv += ["--file", str(fd), f"{WORKDIR}/{name}"]
+    argv += ["--remount-ro", "/", "--chdir", WORKDIR, "--clearenv"]
+    for key, value in {**BASE_ENV, **spec.env}.items():
+        argv += ["--setenv", key, value]
+    # Without a memory cgroup, RLIMIT_DATA is the fallback memory limit (0 = unset).
+    data_limit = 0 if cgroup_support().has("memory") else lim.memory_mib << 20
+    argv += [
+        "--", INIT_PATH, str(status_fd),
+        str(lim.open_files), str(lim.file_size_mib << 20), str(lim.processes), str(data_limit),
+        "--", *spec.argv,
+    ]  # fmt: skip
+    return argv
+
+
+_support: cgroups.Support | None = None
+
+
+def cgroup_support() -> cgroups.Support:
+    global _support
+    if _support is None:
+        _support = cgroups.detect()
+    return _support
+
+
+async def spawn(argv: list[str], **kwargs) -> asyncio.subprocess.Process:
+    """The one seam through which this project starts processes."""
+    kwargs.setdefault("env", dict(LAUNCH_ENV))
+    kwargs.setdefault("cwd", "/")
+    return await asyncio.create_subprocess_exec(*argv, close_fds=True, **kwargs)
+
+
+def run_tool(argv: list[str], timeout: float = 10.0) -> subprocess.CompletedProcess:
+    """Run a trusted host tool (a version probe), synchronously, with a clean environment."""
+    return subprocess.run(
+        argv, env=dict(LAUNCH_ENV), capture_output=True, timeout=timeout, close_fds=True, check=False
+    )
+
+
+def _pipe(size: int = PIPE_BYTES) -> tuple[int, int]:
+    r, w = os.pipe2(os.O_CLOEXEC)
+    try:
+        fcntl.fcntl(w, F_SETPIPE_SZ, size)
+    except OSError:
+        pass  # stays at the kernel default; only slower to fill
+    return r, w
+
+
+def _memfd(name: str, data: bytes) -> int:
+    fd = os.memfd_create(name.replace("/", "_"), os.MFD_CLOEXEC)
+    _write_all(fd, data)
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+async def _reader(fd: int) -> asyncio.StreamReader:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=PIPE_BYTES, loop=loop)
+    await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader, loop=loop), os.fdopen(fd, "rb", buffering=0)
+    )
+    return reader
+
+
+class Sandbox:
+    """A running sandbox: read its output, feed its stdin, wait for it, kill it, destroy it."""
+
+    def __init__(self, spec: BoxSpec, host: Host):
+        self.spec = spec
+        self.host = host
+        self.cgroup: cgroups.Cgroup | None = None
+        self.process: asyncio.subprocess.Process | None = None
+        self.stdout: asyncio.StreamReader | None = None
+        self.stderr: asyncio.StreamReader | None = None
+        self.started_ns = 0
+        self.ended_ns = 0
+        self._stdin_fd: int | None = None
+        self._stdin_writer: asyncio.StreamWriter | None = None
+        self._status_fd: int | None = None
+        self._status: ExitStatus | None = None
+        self._feeder: asyncio.Task | None = None
+        self.destroyed = False
+        self.oom_kills = 0
+
+    @classmethod
+    async def start(cls, spec: BoxSpec, host: Host, stdin: bytes | None = b"") -> Sandbox:
+        """Start the program. stdin=None keeps stdin open for write_stdin()/close_stdin()."""
+        box = cls(spec, host)
+        try:
+            await box._start(stdin)
+        except BaseException:
+            await box.destroy()
+            raise
+        return box
+
+    async def _start(self, stdin: bytes | None) -> None:
+        lim = self.spec.limits
+        support = cgroup_support()
+        join: list[str] = []
+        if support.version:
+            name = f"slot{self.spec.slot}-{os.urandom(6).hex()}"
+            try:
+                self.cgroup = cgroups.Cgroup.create(
+                    support,
+                    self.host.cgroup_parent,
+                    name,
+                    memory_bytes=lim.memory_mib << 20,
+                    pids=lim.processes,
+                    cpus=lim.cpus,
+                )
+            except OSError as e:
+                raise SandboxError(f"cannot create the run's cgroup: {e}") from e
+            join = self.cgroup.procs_files
+
+        fds: list[int] = []
+        try:
+            file_fds = {name: _memfd(name, data) for name, data in self.spec.files.items()}
+            fds += file_fds.values()
+            status_r, status_w = os.pipe2(os.O_CLOEXEC)
+            fds.append(status_w)
+            self._status_fd = status_r
+            in_r, in_w = _pipe()
+            fds.append(in_r)
+            self._stdin_fd = in_w
+            out_r, out_w = _pipe()
+            fds.append(out_w)
+            err_r, err_w = _pipe()
+            fds.append(err_w)
+            self.stdout = await _reader(out_r)
+            self.stderr = await _reader(err_r)
+
+            pending = stdin
+            if stdin is not None and len(stdin) <= fcntl.fcntl(in_w, F_GETPIPE_SZ):
+                # It fits in the pipe: write it all now and close, so EOF follows it.
+                _write_all(in_w, stdin)
+                self.close_stdin()
+                pending = None
+            uid = self.host.uid(self.spec.slot)
+            argv = [
+                "/bin/sh", "-c", JOIN_AND_EXEC, "sandbox-join", *join, "--",
+                self.host.setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+                "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs",
+                *bwrap_argv(self.spec, self.host, file_fds, status_w),
+            ]  # fmt: skip
+            self.started_ns = time.monotonic_ns()
+            self.process = await spawn(
+                argv,
+                stdin=in_r,
+                stdout=out_w,
+                stderr=err_w,
+                pass_fds=[status_w, *file_fds.values()],
+                start_new_session=True,
+            )
+        finally:
+            for fd in fds:
+                os.close(fd)
+        if pending:
+            self._feeder = asyncio.create_task(self._feed(pending))
+
+    async def _feed(self, data: bytes) -> None:
+        await self.write_stdin(data)
+        self.close_stdin()
+
+    async def _open_stdin_writer(self) -> None:
+        loop = asyncio.get_running_loop()
+        fd, self._stdin_fd = self._stdin_fd, None
+        transport, protocol = await loop.connect_write_pipe(
+            lambda: asyncio.streams.FlowControlMixin(loop=loop), os.fdopen(fd, "wb", buffering=0)
+        )
+        self._stdin_writer = asyncio.StreamWriter(transport, protocol, None, loop)
+
+    async def write_stdin(self, data: bytes) -> bool:
+        """Send bytes to the program; False once it no longer reads stdin."""
+        if self._stdin_writer is None and self._stdin_fd is not None:
+            await self._open_stdin_writer()
+        writer = self._stdin_writer
+        if writer is None or writer.is_closing():
+            return False
+        try:
+            writer.write(data)
+            await writer.drain()
+            return True
+        except (BrokenPipeError, ConnectionResetError):
+            return False
+
+    def close_stdin(self) -> None:
+        if self._stdin_fd is not None:
+            os.close(self._stdin_fd)
+            self._stdin_fd = None
+        if self._stdin_writer is not None:
+            self._stdin_writer.close()
+
+    async def wait(self) -> int:
+        """Wait for bwrap to exit: the program is done, though stray processes may still be dying."""
+        code = await self.process.wait()
+        self.ended_ns = self.ended_ns or time.monotonic_ns()
+        return code
+
+    def exit_status(self) -> ExitStatus | None:
+        """The program's real wait status, as reported from inside; None if it never got that far."""
+        if self._status is None and self._status_fd is not None:
+            data = b""
+            os.set_blocking(self._status_fd, False)
+            try:
+                while chunk := os.read(self._status_fd, 256):
+                    data += chunk
+            except BlockingIOError:
+                pass
+            m = re.fullmatch(rb"(exit|signal) (\d+) (\d+)\n", data)
+            if m:
+                kind, number, ns = m.group(1), int(m.group(2)), int(m.group(3))
+                if kind == b"exit":
+                    self._status = ExitStatus(number, None, ns)
+                else:
+                    self._status = ExitStatus(None, number, ns)
+        return self._status
+
+    def oom_killed(self) -> bool:
+        """Whether the kernel killed a process of this sandbox for exceeding the memory limit."""
+        if self.cgroup and not self.destroyed:
+            self.oom_kills = self.cgroup.oom_kills()
+        return self.oom_kills > 0
+
+    def kill(self) -> None:
+        """Kill the whole process tree now (it may take a moment to be gone: see destroy)."""
+        self.ended_ns = self.ended_ns or time.monotonic_ns()
+        if self.cgroup:
+            try:
+                self.cgroup.kill()
+            except OSError as e:
+                log.error("cgroup kill failed: %s", e)
+        if self.process and self.process.returncode is None:
+            try:
+                # bwrap's --die-with-parent chain then tears the pid namespace down.
+                os.kill(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    async def destroy(self) -> None:
+        """Kill everything, wait until the sandbox is provably empty, remove its cgroup."""
+        if self.destroyed:
+            return
+        self.destroyed = True
+        try:
+            self.kill()
+            if self.process:
+                await self.process.wait()
+            self.exit_status()
+            await self._wait_empty()
+            if self.cgroup:
+                self.oom_kills = self.cgroup.oom_kills()
+        finally:
+            if self._feeder:
+                self._feeder.cancel()
+            self.close_stdin()
+            if self._status_fd is not None:
+                os.close(self._status_fd)
+                self._status_fd = None
+            if self.cgroup:
+                if self.cgroup.is_empty():
+                    self.cgroup.remove()
+                else:
+                    log.error("cgroup %s is not empty after the run; abandoned", self.cgroup.dirs)
+
+    async def _wait_empty(self) -> None:
+        deadline = time.monotonic() + EMPTY_WAIT_SECONDS
+        uid = self.host.uid(self.spec.slot)
+        while True:
+            left = self.cgroup.pids() if self.cgroup else uid_pids(uid)
+            if not left:
+                return
+            if time.monotonic() > deadline:
+                raise SandboxError(f"processes {left} of the sandbox survived {EMPTY_WAIT_SECONDS}s")
+            if self.cgroup:
+                self.cgroup.kill()
+            else:
+                for pid in left:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+            await asyncio.sleep(0.001)
+
+
+def uid_pids(uid: int) -> list[int]:
+    """Processes owned by a host uid: how a host without cgroups proves a slot is empty."""
+    pids = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                if os.stat(f"/proc/{name}").st_uid == uid:
+                    pids.append(int(name))
+            except FileNotFoundError:
+                pass
+    return pids
+
+
+@dataclass(frozen=True)
+class Layer:
+    name: str
+    on: bool
+    detail: str
+    required: bool = True
+
+
+NAMESPACES = ("user", "pid", "net", "ipc", "uts", "mnt", "cgroup")
+PROBE_SCRIPT = (
+    "for n in " + " ".join(NAMESPACES) + '; do echo "ns $n $(readlink /proc/self/ns/$n)"; done; '
+    'if unshare -U true 2>/dev/null; then echo "userns open"; else echo "userns closed"; fi; '
+    'echo "environ $(tr "\\0" " " < /proc/1/environ)"; '
+    'echo "done"; read -r _'
+)
+
+
+async def check(host: Host) -> list[Layer]:
+    """Start one real sandbox and report each isolation layer as on or off, with the reason."""
+    layers: list[Layer] = []
+    version = ""
+    try:
+        out = run_tool([host.bwrap, "--version"])
+        version = out.stdout.decode().strip()
+        layers.append(Layer("bwrap", out.returncode == 0, version or out.stderr.decode().strip()))
+    except OSError as e:
+        layers.append(Layer("bwrap", False, f"{host.bwrap}: {e.strerror}; install the bubblewrap package"))
+        return layers
+    init_ok = os.access(host.init, os.X_OK)
+    layers.append(Layer("sandbox-init", init_ok, host.init if init_ok else f"{host.init} missing: run make"))
+    support = cgroup_support()
+    if support.version:
+        layers.append(Layer("cgroups", True, f"v{support.version}", required=False))
+        for c in cgroups.V1_CONTROLLERS if support.version == 1 else cgroups.V2_CONTROLLERS:
+            detail = "limits every run" if support.has(c) else "not available: rlimits only"
+            layers.append(Layer(f"cgroup {c}", support.has(c), detail, required=False))
+    else:
+        layers.append(Layer("cgroups", False, f"{support.reason}; rlimits only", required=False))
+    if not init_ok:
+        return layers
+
+    spec = BoxSpec(argv=["/bin/bash", "-c", PROBE_SCRIPT], limits=Limits(timeout_ms=5000), slot=-1)
+    box = None
+    try:
+        box = await Sandbox.start(spec, host, stdin=None)
+        report = await asyncio.wait_for(box.stdout.readuntil(b"done\n"), 5)
+        host_uid = os.stat(f"/proc/{box.process.pid}").st_uid
+        joined = bool(box.cgroup and box.process.pid in box.cgroup.pids())
+        box.close_stdin()
+        await asyncio.wait_for(box.wait(), 5)
+    except (TimeoutError, OSError, asyncio.IncompleteReadError, SandboxError) as e:
+        err = b""
+        if box and box.stderr:
+            try:
+                err = await asyncio.wait_for(box.stderr.read(4096), 1)
+            except TimeoutError:
+                pass
+        reason = err.decode(errors="replace").strip() or str(e) or type(e).__name__
+        layers.append(Layer("sandbox", False, f"a probe sandbox failed: {reason}"))
+        return layers
+    finally:
+        if box:
+            await box.destroy()
+    lines = report.decode(errors="replace").splitlines()
+    inside = {
+        parts[1]: parts[2]
+        for line in lines
+        if (parts := line.split()) and parts[0] == "ns" and len(parts) > 2
+    }
+    for ns in NAMESPACES:
+        mine = os.readlink(f"/proc/self/ns/{ns}")
+        on = inside.get(ns, mine) != mine
+        layers.append(Layer(f"{ns} namespace", on, "new" if on else "shared with the host"))
+    closed = "userns closed" in lines
+    layers.append(Layer("nested user namespaces", closed, "disabled" if closed else "still allowed"))
+    layers.append(
+        Layer("uid drop", host_uid != 0, f"runs as host uid {host_uid}" if host_uid else "runs as host root")
+    )
+    environ = next((line for line in lines if line.startswith("environ ")), "environ ?")
+    clean = environ.split(" ", 1)[1].split() == [f"{k}={v}" for k, v in LAUNCH_ENV.items()]
+    layers.append(Layer("clean environment", clean, "bwrap sees only PATH" if clean else environ))
+    if support.version:
+        layers.append(
+            Layer("cgroup join", joined, "before exec" if joined else "the sandbox was not in its cgroup")
+        )
+    return layers
