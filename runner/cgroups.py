@@ -172,14 +172,23 @@ class Cgroup:
         except (OSError, ValueError):
             return 0
 
-    def kill(self) -> None:
-        """Kill every member; with a freezer, none can fork while the list is read."""
+    def kill(self, spare: int | None = None) -> None:
+        """Kill every member but `spare`; frozen first, so none can fork while the list is read.
+
+        The server spares bwrap's outer process so that it reaps the sandbox's
+        init: killed together, the init could be orphaned to a host init that
+        may never reap it.
+        """
         if self.support.version == 2:
-            kill_file = f"{self.dirs['']}/cgroup.kill"
-            if os.path.exists(kill_file):
-                _write(kill_file, "1")
-                return
-            self._kill_members()
+            d = self.dirs[""]
+            if spare is None and os.path.exists(f"{d}/cgroup.kill"):
+                _write(f"{d}/cgroup.kill", "1")
+            elif os.path.exists(f"{d}/cgroup.freeze"):
+                _write(f"{d}/cgroup.freeze", "1")
+                self._kill_members(spare)
+                _write(f"{d}/cgroup.freeze", "0")
+            else:
+                self._kill_members(spare)
             return
         freezer = self.dirs.get("freezer")
         if freezer:
@@ -187,17 +196,15 @@ class Cgroup:
             deadline = time.monotonic() + 1.0
             while _read(f"{freezer}/freezer.state").strip() != "FROZEN" and time.monotonic() < deadline:
                 time.sleep(0.0005)
-            self._kill_members()
+            self._kill_members(spare)
             _write(f"{freezer}/freezer.state", "THAWED")
         else:
-            self._kill_members()
+            self._kill_members(spare)
 
-    def _kill_members(self) -> None:
+    def _kill_members(self, spare: int | None) -> None:
         for pid in self.pids():
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            if pid != spare:
+                kill_pid(pid)
 
     def remove(self) -> bool:
         """Remove the directories; a cgroup that won't go is logged and never used again."""
@@ -211,6 +218,13 @@ class Cgroup:
                 ok = False
                 log.error("cannot remove cgroup %s: %s; it is abandoned", path, e)
         return ok
+
+
+def kill_pid(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def _ensure_v2_parent(support: Support, base: str) -> None:

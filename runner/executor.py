@@ -123,7 +123,7 @@ def slots() -> Slots:
         return _slots[1]
 
 
-_isolation: list[sandbox.Layer] | None = None
+_isolation: dict[sandbox.Host, list[sandbox.Layer]] = {}
 
 
 def isolation_failure(layers: list[sandbox.Layer]) -> str | None:
@@ -132,15 +132,15 @@ def isolation_failure(layers: list[sandbox.Layer]) -> str | None:
 
 
 async def isolation() -> list[sandbox.Layer]:
-    """Check the sandbox once per process; every run depends on the verdict."""
-    global _isolation
-    if _isolation is None:
-        layers = await sandbox.check(conf.get().host)
+    """Check the sandbox once per process (and host configuration); every run depends on the verdict."""
+    host = conf.get().host
+    if host not in _isolation:
+        layers = await sandbox.check(host)
         failure = isolation_failure(layers)
         if failure:
             log.error("isolation is not available, so no code will run: %s", failure)
-        _isolation = layers
-    return _isolation
+        _isolation[host] = layers
+    return _isolation[host]
 
 
 async def ensure_isolation() -> None:

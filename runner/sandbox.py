@@ -19,7 +19,6 @@ import fcntl
 import logging
 import os
 import re
-import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -51,13 +50,13 @@ INIT_PATH = "/.sandbox-init"
 RO_BINDS = ("/usr/bin", "/usr/lib", "/usr/lib64", "/usr/share/zoneinfo")
 SYMLINKS = (("usr/bin", "/bin"), ("usr/lib", "/lib"), ("usr/lib64", "/lib64"), ("usr/bin", "/sbin"))
 BASE_ENV = {"PATH": "/usr/bin:/bin", "HOME": WORKDIR, "TMPDIR": WORKDIR, "LANG": "C.UTF-8", "USER": "sandbox"}
-# The environment of the launcher chain and of bwrap itself, which the program can
-# read as /proc/1/environ: nothing of the server's.
+# The environment of the launcher chain and of bwrap itself: nothing of the server's.
 LAUNCH_ENV = {"PATH": "/usr/bin:/bin"}
 EMPTY_WAIT_SECONDS = 5.0
+BWRAP_EXIT_SECONDS = 2.0  # after its sandbox is killed, bwrap reaps the init and exits at once
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 F_GETPIPE_SZ = getattr(fcntl, "F_GETPIPE_SZ", 1032)
-# sh would export PWD to bwrap, and so to /proc/1/environ: unset it.
+# sh would export the server's working directory as PWD: unset it.
 JOIN_AND_EXEC = (
     'unset PWD OLDPWD; while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"'
 )
@@ -126,6 +125,9 @@ def bwrap_argv(spec: BoxSpec, host: Host, file_fds: dict[str, int], status_fd: i
         "--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc",
         "--unshare-uts", "--unshare-cgroup",
         "--disable-userns", "--die-with-parent", "--new-session",
+        # sandbox-init is pid 1 itself: bwrap's own init would report to bwrap early
+        # and be left for the host's init to reap.
+        "--as-pid-1",
         "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
         "--hostname", SANDBOX_HOSTNAME,
     ]  # fmt: skip
@@ -383,19 +385,18 @@ class Sandbox:
         return self.oom_kills > 0
 
     def kill(self) -> None:
-        """Kill the whole process tree now (it may take a moment to be gone: see destroy)."""
+        """Kill the program's whole process tree now; bwrap then reaps it and exits."""
         self.ended_ns = self.ended_ns or time.monotonic_ns()
+        outer = self.process.pid if self.process and self.process.returncode is None else None
         if self.cgroup:
             try:
-                self.cgroup.kill()
+                self.cgroup.kill(spare=outer)
             except OSError as e:
                 log.error("cgroup kill failed: %s", e)
-        if self.process and self.process.returncode is None:
-            try:
-                # bwrap's --die-with-parent chain then tears the pid namespace down.
-                os.kill(self.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        else:
+            for pid in uid_pids(self.host.uid(self.spec.slot)):
+                if pid != outer:
+                    cgroups.kill_pid(pid)
 
     async def destroy(self) -> None:
         """Kill everything, wait until the sandbox is provably empty, remove its cgroup."""
@@ -405,7 +406,12 @@ class Sandbox:
         try:
             self.kill()
             if self.process:
-                await self.process.wait()
+                try:
+                    await asyncio.wait_for(self.process.wait(), BWRAP_EXIT_SECONDS)
+                except asyncio.TimeoutError:
+                    log.error("bwrap %s did not exit after its sandbox was killed", self.process.pid)
+                    cgroups.kill_pid(self.process.pid)
+                    await self.process.wait()
             self.exit_status()
             await self._wait_empty()
             if self.cgroup:
@@ -436,10 +442,7 @@ class Sandbox:
                 self.cgroup.kill()
             else:
                 for pid in left:
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
+                    cgroups.kill_pid(pid)
             await asyncio.sleep(0.001)
 
 
@@ -534,9 +537,12 @@ async def check(host: Host) -> list[Layer]:
     layers.append(
         Layer("uid drop", host_uid != 0, f"runs as host uid {host_uid}" if host_uid else "runs as host root")
     )
-    environ = next((line for line in lines if line.startswith("environ ")), "environ ?")
-    clean = environ.split(" ", 1)[1].split() == [f"{k}={v}" for k, v in LAUNCH_ENV.items()]
-    layers.append(Layer("clean environment", clean, "bwrap sees only PATH" if clean else environ))
+    environ = next((line for line in lines if line.startswith("environ ")), "environ ?").split(" ", 1)[1]
+    # pid 1 inside is sandbox-init: its environment must hold only what the sandbox sets.
+    keys = {item.split("=", 1)[0] for item in environ.split()}
+    extra = keys - set(BASE_ENV) - {"PWD"}
+    detail = "only the variables the sandbox sets" if not extra else f"unexpected: {' '.join(sorted(extra))}"
+    layers.append(Layer("clean environment", not extra, detail))
     if support.version:
         layers.append(
             Layer("cgroup join", joined, "before exec" if joined else "the sandbox was not in its cgroup")

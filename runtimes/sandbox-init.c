@@ -3,6 +3,8 @@
  *
  *   sandbox-init STATUS_FD NOFILE FSIZE NPROC DATA -- PROGRAM [ARGS...]
  *
+ * It runs as pid 1 of the sandbox's pid namespace (bwrap --as-pid-1), so the
+ * program can't signal it, and its exit ends every process left in the sandbox.
  * It exists because bwrap reports a signalled child as exit 128+n, which
  * can't be told apart from `exit 137`. This process sets the rlimits, runs
  * the program as its child, and writes the real wait status and the
@@ -78,9 +80,13 @@ int main(int argc, char **argv) {
         _exit(127);
     }
 
+    /* As pid 1 of the namespace, orphans become ours: reap them all, so finished
+     * background processes don't pile up as zombies against the process limit. */
     int status;
-    while (waitpid(child, &status, 0) < 0) {
-        if (errno != EINTR) {
+    for (;;) {
+        pid_t done = waitpid(-1, &status, 0);
+        if (done == child) break;
+        if (done < 0 && errno != EINTR) {
             perror("sandbox-init: waitpid");
             return 125;
         }
