@@ -408,7 +408,7 @@ class Sandbox:
             if self.process:
                 try:
                     await asyncio.wait_for(self.process.wait(), BWRAP_EXIT_SECONDS)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     log.error("bwrap %s did not exit after its sandbox was killed", self.process.pid)
                     cgroups.kill_pid(self.process.pid)
                     await self.process.wait()
