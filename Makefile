@@ -15,7 +15,7 @@ PY := $(VENV)/bin/python
 SYSTEM_COMMANDS := bwrap setpriv cc node npm /usr/bin/python3
 SYSTEM_PACKAGES := bubblewrap util-linux gcc libc6-dev python3 nodejs npm
 
-.PHONY: install system run test lint bench check clean
+.PHONY: install system run test lint check clean
 
 install: system $(VENV)/.installed runtimes/node_modules/.installed $(TOOLS_DIR)/sandbox-init $(TOOLS_DIR)/esbuild
 
@@ -65,10 +65,8 @@ check: install
 
 test: lint
 	$(PY) manage.py makemigrations --check --dry-run -v 0
+	$(PY) manage.py collectstatic --noinput -v 0
 	RUNNER_TOOLS_DIR=$(TOOLS_DIR) $(VENV)/bin/pytest
-
-bench: install
-	RUNNER_TOOLS_DIR=$(TOOLS_DIR) $(PY) bench/run.py
 
 clean:
 	rm -rf $(VENV) runtimes/node_modules .build

@@ -1,0 +1,124 @@
+"""Execution slots and the wait queue, shared by every request; the event loop never blocks."""
+
+import asyncio
+import threading
+
+import pytest
+
+from runner import executor
+
+SLOW = {"language": "bash", "code": "sleep 1.5; echo slow"}
+QUICK = {"language": "bash", "code": "echo quick"}
+
+
+async def wait_for_runs(count: int):
+    for _ in range(500):
+        if executor.slots().in_use >= count:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{count} runs never started")
+
+
+async def post(async_client, body):
+    return await async_client.post("/api/execute", body, content_type="application/json")
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_when_every_slot_and_the_queue_are_full_it_answers_503(async_client, settings):
+    settings.RUNNER_CONCURRENCY = 1
+    settings.RUNNER_QUEUE_SIZE = 0
+    slow = asyncio.create_task(post(async_client, SLOW))
+    await wait_for_runs(1)
+    refused = await post(async_client, QUICK)
+    assert refused.status_code == 503
+    assert refused["Retry-After"] == "1"
+    assert "busy" in refused.json()["error"]
+    assert (await slow).json()["stdout"] == "slow\n"
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_queued_run_waits_for_a_slot(async_client, settings):
+    settings.RUNNER_CONCURRENCY = 1
+    settings.RUNNER_QUEUE_SIZE = 1
+    slow = asyncio.create_task(post(async_client, SLOW))
+    await wait_for_runs(1)
+    queued = asyncio.create_task(post(async_client, QUICK))
+    await asyncio.sleep(0.2)
+    assert not queued.done()
+    assert (await post(async_client, QUICK)).status_code == 503  # the queue holds one
+    assert (await queued).json()["stdout"] == "quick\n"
+    assert slow.done()  # the queued run only ran once the slow one had finished
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_queued_run_gives_up_after_the_queue_wait(async_client, settings):
+    settings.RUNNER_CONCURRENCY = 1
+    settings.RUNNER_QUEUE_SIZE = 4
+    settings.RUNNER_QUEUE_WAIT = 0.2
+    slow = asyncio.create_task(post(async_client, SLOW))
+    await wait_for_runs(1)
+    response = await post(async_client, QUICK)
+    assert response.status_code == 503
+    await slow
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_other_requests_are_answered_while_runs_are_under_way(async_client, settings):
+    settings.RUNNER_CONCURRENCY = 2
+    runs = [asyncio.create_task(post(async_client, SLOW)) for _ in range(2)]
+    await wait_for_runs(2)
+    response = await async_client.get("/api/runtimes")
+    assert response.status_code == 200
+    assert not any(run.done() for run in runs)
+    assert [(await run).json()["stdout"] for run in runs] == ["slow\n", "slow\n"]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_concurrent_runs_are_isolated_from_each_other(async_client, settings):
+    settings.RUNNER_CONCURRENCY = 2
+    code = "import os, time\nopen('mine', 'w').write('%s')\ntime.sleep(0.5)\nprint(open('mine').read(), sorted(os.listdir('.')))"
+    a, b = await asyncio.gather(
+        post(async_client, {"language": "python", "code": code % "a"}),
+        post(async_client, {"language": "python", "code": code % "b"}),
+    )
+    assert a.json()["stdout"] == "a ['main.py', 'mine']\n"
+    assert b.json()["stdout"] == "b ['main.py', 'mine']\n"
+
+
+async def test_slots_hand_a_released_slot_to_the_first_waiter():
+    slots = executor.Slots(1, 2, 5)
+    first = await slots.acquire()
+    waiter = asyncio.create_task(slots.acquire())
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    slots.release(first)
+    assert await waiter == first
+    assert slots.in_use == 1
+
+
+async def test_slots_are_released_from_another_thread():
+    slots = executor.Slots(1, 1, 5)
+    held = await slots.acquire()
+    waiter = asyncio.create_task(slots.acquire())
+    await asyncio.sleep(0)
+    threading.Thread(target=slots.release, args=(held,)).start()
+    assert await asyncio.wait_for(waiter, 2) == held
+
+
+async def test_a_cancelled_waiter_does_not_lose_the_slot():
+    slots = executor.Slots(1, 2, 5)
+    held = await slots.acquire()
+    waiter = asyncio.create_task(slots.acquire())
+    await asyncio.sleep(0)
+    waiter.cancel()
+    slots.release(held)
+    await asyncio.sleep(0.01)
+    assert await slots.acquire() == held
+
+
+async def test_each_concurrent_run_gets_its_own_slot():
+    slots = executor.Slots(3, 0, 5)
+    got = [await slots.acquire() for _ in range(3)]
+    assert sorted(got) == [0, 1, 2]
+    with pytest.raises(executor.Busy):
+        await slots.acquire()

@@ -1,0 +1,45 @@
+"""GET /api/runtimes: the languages, with versions read from the real interpreters."""
+
+import subprocess
+
+from django.conf import settings
+
+
+def real_version(argv):
+    return subprocess.run(argv, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_it_lists_every_language_with_aliases(client):
+    response = client.get("/api/runtimes")
+    assert response.status_code == 200
+    listed = {r["language"]: r for r in response.json()}
+    assert list(listed) == ["python", "javascript", "typescript", "bash"]
+    assert listed["python"]["aliases"] == ["py", "python3"]
+    assert listed["javascript"]["aliases"] == ["js", "node"]
+    assert listed["typescript"]["aliases"] == ["ts"]
+    assert listed["bash"]["aliases"] == ["sh"]
+    assert all(set(r) == {"language", "version", "aliases", "runtime"} for r in response.json())
+
+
+def test_versions_are_the_real_interpreters(client):
+    listed = {r["language"]: r for r in client.get("/api/runtimes").json()}
+    python = real_version(["/usr/bin/python3", "-c", "import platform; print(platform.python_version())"])
+    node = real_version(["/usr/bin/node", "-p", "process.versions.node"])
+    bash = real_version(
+        ["/bin/bash", "-c", 'echo "${BASH_VERSINFO[0]}.${BASH_VERSINFO[1]}.${BASH_VERSINFO[2]}"']
+    )
+    esbuild = real_version([f"{settings.RUNNER_TOOLS_DIR}/esbuild", "--version"])
+    assert listed["python"]["version"] == python
+    assert listed["javascript"]["version"] == node
+    assert listed["bash"]["version"] == bash
+    assert listed["typescript"]["version"] == esbuild
+    assert listed["typescript"]["runtime"] == f"esbuild {esbuild} + Node.js {node}"
+    assert listed["python"]["runtime"] == f"CPython {python}"
+
+
+def test_the_listed_version_is_what_runs_in_the_sandbox(api, client):
+    listed = {r["language"]: r for r in client.get("/api/runtimes").json()}
+    inside = api.run("python", "import platform; print(platform.python_version())")["stdout"].strip()
+    node = api.run("javascript", "console.log(process.versions.node)")["stdout"].strip()
+    assert inside == listed["python"]["version"]
+    assert node == listed["javascript"]["version"]
