@@ -17,7 +17,9 @@ SYSTEM_PACKAGES := bubblewrap util-linux gcc libc6-dev python3 nodejs npm
 
 .PHONY: install system run test lint check clean
 
-install: system $(VENV)/.installed runtimes/node_modules/.installed $(TOOLS_DIR)/sandbox-init $(TOOLS_DIR)/esbuild
+TOOLS := $(TOOLS_DIR)/sandbox-init $(TOOLS_DIR)/esbuild $(TOOLS_DIR)/node-preload.cjs
+
+install: system $(VENV)/.installed runtimes/node_modules/.installed $(TOOLS)
 
 system:
 	@missing=""; for c in $(SYSTEM_COMMANDS); do command -v $$c >/dev/null || missing="$$missing $$c"; done; \
@@ -49,6 +51,10 @@ $(TOOLS_DIR)/sandbox-init: runtimes/sandbox-init.c
 $(TOOLS_DIR)/esbuild: runtimes/node_modules/.installed
 	@mkdir -p $(TOOLS_DIR) && chmod 0755 $(TOOLS_DIR)
 	install -m 0755 runtimes/node_modules/@esbuild/$$(node -p 'process.platform + "-" + process.arch')/bin/esbuild $@
+
+$(TOOLS_DIR)/node-preload.cjs: runtimes/node-preload.cjs
+	@mkdir -p $(TOOLS_DIR) && chmod 0755 $(TOOLS_DIR)
+	install -m 0644 $< $@
 
 run: install
 	$(PY) manage.py migrate --noinput -v 0

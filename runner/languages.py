@@ -17,6 +17,8 @@ PYTHON = "/usr/bin/python3"  # Debian's build: starts in a fraction of the time 
 NODE = "/usr/bin/node"
 BASH = "/bin/bash"
 ESBUILD_INSIDE = "/opt/esbuild"
+NODE_PRELOAD_INSIDE = "/opt/node-preload.cjs"
+NODE_TOOLS = (("node-preload.cjs", NODE_PRELOAD_INSIDE),)
 TS_OUTPUT = f"{sandbox.WORKDIR}/.main.mjs"
 # esbuild bundles the local imports (so extra .ts files work) into one ES module;
 # the banner gives that module a `require`, so CommonJS-style code runs too.
@@ -25,7 +27,7 @@ TS_SCRIPT = (
     f"--log-level=warning --outfile={TS_OUTPUT} "
     '\'--banner:js=import{createRequire as __pgRequire}from"module";'
     "const require=__pgRequire(import.meta.url);' "
-    f'&& exec {NODE} --enable-source-maps {TS_OUTPUT} "$@"'
+    f'&& exec {NODE} --require {NODE_PRELOAD_INSIDE} --enable-source-maps {TS_OUTPUT} "$@"'
 )
 
 
@@ -66,10 +68,11 @@ LANGUAGES: tuple[Language, ...] = (
         aliases=("js", "node"),
         filename="main.js",
         # Plain .js runs as CommonJS unless it uses import/export, as it would in a browser.
-        command=(NODE, "--experimental-detect-module", "main.js"),
+        command=(NODE, "--require", NODE_PRELOAD_INSIDE, "--experimental-detect-module", "main.js"),
         version_probe=(NODE, "--version"),
         version_pattern=r"v(\S+)",
         runtime="Node.js",
+        tools=NODE_TOOLS,
         example='console.log("Hello, world!");\n',
     ),
     Language(
@@ -80,7 +83,7 @@ LANGUAGES: tuple[Language, ...] = (
         version_probe=("{tools}/esbuild", "--version"),
         version_pattern=r"(\S+)",
         runtime="esbuild + Node.js",
-        tools=(("esbuild", ESBUILD_INSIDE),),
+        tools=(("esbuild", ESBUILD_INSIDE), *NODE_TOOLS),
         example='const greet = (name: string): string => `Hello, ${name}!`;\nconsole.log(greet("world"));\n',
     ),
     Language(
