@@ -10,10 +10,10 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 TOOLS_DIR ?= $(or $(RUNNER_TOOLS_DIR),/opt/code-playground)
 VENV := .venv
 PY := $(VENV)/bin/python
-# Debian packages the sandbox and the runtimes need. /usr/bin/python3 is Debian's
-# Python, used inside the sandbox because it starts several times faster.
+# Commands the sandbox and the runtimes need, from Debian packages (installed below
+# when missing). /usr/bin/python3 is Debian's Python, used inside the sandbox because
+# it starts several times faster; libseccomp2 builds the seccomp filter.
 SYSTEM_COMMANDS := bwrap setpriv cc node npm /usr/bin/python3
-SYSTEM_PACKAGES := bubblewrap util-linux gcc libc6-dev python3 nodejs npm
 
 .PHONY: install system run test lint check clean
 
@@ -23,10 +23,11 @@ install: system $(VENV)/.installed runtimes/node_modules/.installed $(TOOLS)
 
 system:
 	@missing=""; for c in $(SYSTEM_COMMANDS); do command -v $$c >/dev/null || missing="$$missing $$c"; done; \
+	ldconfig -p | grep -q 'libseccomp.so.2 ' || missing="$$missing libseccomp"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages for:$$missing"; \
 	  apt-get update -qq; \
-	  pkgs="bubblewrap util-linux gcc libc6-dev python3"; \
+	  pkgs="bubblewrap util-linux gcc libc6-dev python3 libseccomp2"; \
 	  command -v node >/dev/null || pkgs="$$pkgs nodejs"; \
 	  command -v npm >/dev/null || pkgs="$$pkgs npm"; \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkgs >/dev/null; \

@@ -38,3 +38,75 @@ class Api:
 @pytest.fixture
 def api(client, db):
     return Api(client)
+
+
+class Server:
+    """The real server, as `make run` starts it: daphne on a free loopback port, in its own data dir."""
+
+    def __init__(self, data_dir, **env):
+        from pathlib import Path
+
+        from django.conf import settings
+
+        self.base = Path(settings.BASE_DIR)
+        self.data = Path(data_dir)
+        self.env = {**os.environ, "DATA_DIR": str(self.data), **env}
+        self.log_path = self.data / "server.log"
+        self.proc = None
+
+    def __enter__(self):
+        import socket
+        import subprocess
+        import sys
+        import time
+        from pathlib import Path
+
+        python = sys.executable
+        subprocess.run(
+            [python, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=self.base, env=self.env, check=True
+        )
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._log = open(self.log_path, "w+")
+        daphne = str(Path(python).parent / "daphne")
+        self.proc = subprocess.Popen(
+            [daphne, "-b", "127.0.0.1", "-p", str(self.port), "playground.asgi:application"],
+            cwd=self.base, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        for _ in range(400):
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.1):
+                    return self
+            except OSError:
+                if self.proc.poll() is not None:
+                    raise AssertionError(f"daphne exited: {self.log_path.read_text()}") from None
+                time.sleep(0.05)
+        raise AssertionError("daphne did not start listening")
+
+    def __exit__(self, *exc):
+        self.proc.terminate()
+        self.proc.wait(10)
+        self._log.close()
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def request(self, path, data=None, headers=None, method=None):
+        """(status, lower-cased headers, body) of one request; HTTP errors are answers too."""
+        import urllib.error
+        import urllib.request
+
+        req = urllib.request.Request(self.url + path, data=data, headers=headers or {}, method=method)
+        try:
+            with urllib.request.urlopen(req, timeout=60) as r:
+                return r.status, {k.lower(): v for k, v in r.headers.items()}, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read()
+
+    def execute(self, body: dict):
+        status, headers, raw = self.request(
+            "/api/execute", json.dumps(body).encode(), {"Content-Type": "application/json"}
+        )
+        return status, headers, json.loads(raw)

@@ -23,7 +23,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 
-from . import cgroups
+from . import cgroups, seccomp
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +46,9 @@ DEV_SHM_BYTES = 1 << 20  # /dev/shm is its own small tmpfs, so it can't bypass t
 PIPE_BYTES = 1 << 20  # large pipes: Node's async writes reach the output cap, not the OOM killer
 INIT_PATH = "/.sandbox-init"
 # Only the runtime is visible, read-only. /usr/local is left out on purpose: on
-# many hosts it holds unrelated tools and configuration.
-RO_BINDS = ("/usr/bin", "/usr/lib", "/usr/lib64", "/usr/share/zoneinfo")
+# many hosts it holds unrelated tools and configuration. /etc/alternatives holds
+# only the symlinks that commands such as awk resolve through.
+RO_BINDS = ("/usr/bin", "/usr/lib", "/usr/lib64", "/usr/share/zoneinfo", "/etc/alternatives")
 SYMLINKS = (("usr/bin", "/bin"), ("usr/lib", "/lib"), ("usr/lib64", "/lib64"), ("usr/bin", "/sbin"))
 BASE_ENV = {"PATH": "/usr/bin:/bin", "HOME": WORKDIR, "TMPDIR": WORKDIR, "LANG": "C.UTF-8", "USER": "sandbox"}
 # The environment of the launcher chain and of bwrap itself: nothing of the server's.
@@ -115,11 +116,14 @@ class ExitStatus:
     duration_ns: int | None  # the program's own wall time, as measured inside
 
 
-def bwrap_argv(spec: BoxSpec, host: Host, file_fds: dict[str, int], status_fd: int) -> list[str]:
+def bwrap_argv(
+    spec: BoxSpec, host: Host, file_fds: dict[str, int], status_fd: int, seccomp_fd: int
+) -> list[str]:
     """Every isolation flag, in one place."""
     lim = spec.limits
     argv = [
         host.bwrap,
+        "--seccomp", str(seccomp_fd),
         # --unshare-user must be explicit: --disable-userns needs it, and
         # --unshare-all would only *try* a user namespace.
         "--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc",
@@ -277,6 +281,11 @@ class Sandbox:
 
         fds: list[int] = []
         try:
+            try:
+                filter_fd = _memfd("seccomp", seccomp.bpf())
+            except seccomp.Unavailable as e:
+                raise SandboxError(str(e)) from e
+            fds.append(filter_fd)
             file_fds = {name: _memfd(name, data) for name, data in self.spec.files.items()}
             fds += file_fds.values()
             status_r, status_w = os.pipe2(os.O_CLOEXEC)
@@ -303,7 +312,7 @@ class Sandbox:
                 "/bin/sh", "-c", JOIN_AND_EXEC, "sandbox-join", *join, "--",
                 self.host.setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
                 "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs",
-                *bwrap_argv(self.spec, self.host, file_fds, status_w),
+                *bwrap_argv(self.spec, self.host, file_fds, status_w, filter_fd),
             ]  # fmt: skip
             self.started_ns = time.monotonic_ns()
             self.process = await spawn(
@@ -311,7 +320,7 @@ class Sandbox:
                 stdin=in_r,
                 stdout=out_w,
                 stderr=err_w,
-                pass_fds=[status_w, *file_fds.values()],
+                pass_fds=[status_w, filter_fd, *file_fds.values()],
                 start_new_session=True,
             )
         finally:
@@ -472,6 +481,7 @@ PROBE_SCRIPT = (
     "for n in " + " ".join(NAMESPACES) + '; do echo "ns $n $(readlink /proc/self/ns/$n)"; done; '
     'if unshare -U true 2>/dev/null; then echo "userns open"; else echo "userns closed"; fi; '
     'echo "environ $(tr "\\0" " " < /proc/1/environ)"; '
+    'echo "seccomp $(grep -c "^Seccomp:.*2" /proc/self/status)"; '
     'echo "done"; read -r _'
 )
 
@@ -486,6 +496,12 @@ async def check(host: Host) -> list[Layer]:
         layers.append(Layer("bwrap", out.returncode == 0, version or out.stderr.decode().strip()))
     except OSError as e:
         layers.append(Layer("bwrap", False, f"{host.bwrap}: {e.strerror}; install the bubblewrap package"))
+        return layers
+    try:
+        size = len(seccomp.bpf())
+        layers.append(Layer("seccomp filter", True, f"built: {size // 8} BPF instructions"))
+    except seccomp.Unavailable as e:
+        layers.append(Layer("seccomp filter", False, str(e)))
         return layers
     init_ok = os.access(host.init, os.X_OK)
     layers.append(Layer("sandbox-init", init_ok, host.init if init_ok else f"{host.init} missing: run make"))
@@ -543,6 +559,10 @@ async def check(host: Host) -> list[Layer]:
     extra = keys - set(BASE_ENV) - {"PWD"}
     detail = "only the variables the sandbox sets" if not extra else f"unexpected: {' '.join(sorted(extra))}"
     layers.append(Layer("clean environment", not extra, detail))
+    filtered = "seccomp 1" in lines
+    layers.append(
+        Layer("seccomp", filtered, "the program runs under the filter" if filtered else "not applied")
+    )
     if support.version:
         layers.append(
             Layer("cgroup join", joined, "before exec" if joined else "the sandbox was not in its cgroup")

@@ -14,7 +14,12 @@ def sandbox_leftovers() -> list[str]:
         if pid.isdigit():
             try:
                 if os.stat(f"/proc/{pid}").st_uid in uids:
-                    found.append(f"process {pid}")
+                    with open(f"/proc/{pid}/status") as f:
+                        fields = dict(line.split(":", 1) for line in f if ":" in line)
+                    state = ", ".join(
+                        f"{k}={fields[k].strip()}" for k in ("Name", "State", "PPid") if k in fields
+                    )
+                    found.append(f"process {pid} ({state})")
             except FileNotFoundError:
                 pass
     support = sandbox.cgroup_support()

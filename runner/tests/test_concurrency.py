@@ -122,3 +122,24 @@ async def test_each_concurrent_run_gets_its_own_slot():
     assert sorted(got) == [0, 1, 2]
     with pytest.raises(executor.Busy):
         await slots.acquire()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_concurrent_runs_cannot_reach_each_other(async_client, settings):
+    settings.RUNNER_CONCURRENCY = 2
+    server = (
+        "import socket, time\ns = socket.socket(socket.AF_UNIX)\ns.bind('\\0playground-between')\ns.listen()\n"
+        "open('/tmp/a-was-here', 'w').write('a')\nopen('/dev/shm/a-was-here', 'w').write('a')\n"
+        "s.settimeout(1.2)\ntry:\n    s.accept()\n    print('accepted')\nexcept OSError:\n    print('alone')"
+    )
+    client = (
+        "import os, socket, time\ntime.sleep(0.4)\nc = socket.socket(socket.AF_UNIX)\ntry:\n"
+        "    c.connect('\\0playground-between')\n    print('connected')\nexcept OSError as e:\n    print(e.errno)\n"
+        "print(os.path.exists('/tmp/a-was-here'), os.path.exists('/dev/shm/a-was-here'))"
+    )
+    a, b = await asyncio.gather(
+        post(async_client, {"language": "python", "code": server}),
+        post(async_client, {"language": "python", "code": client}),
+    )
+    assert a.json()["stdout"] == "alone\n"
+    assert b.json()["stdout"] == "111\nFalse False\n"

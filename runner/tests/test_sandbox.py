@@ -11,6 +11,13 @@ from conftest import TEST_UID_BASE
 from runner import sandbox
 
 
+def test_etc_holds_only_the_alternatives_links(api):
+    result = api.run("bash", "ls -A /etc; ls /etc/alternatives | head -1; echo | awk '{print \"awk works\"}'")
+    lines = result["stdout"].splitlines()
+    assert lines[0] == "alternatives"
+    assert lines[-1] == "awk works"
+
+
 def test_host_files_are_invisible(api):
     paths = [
         "/etc/shadow",
@@ -37,7 +44,7 @@ def test_only_the_runtime_is_mounted_and_read_only(api):
     result = api.run("bash", code)
     lines = result["stdout"].splitlines()
     assert lines[:4] == ["/usr/bin ro", "/usr/lib ro", "/ ro", "/dev ro"]
-    assert sorted(lines[4:]) == ["bin", "dev", "lib", "lib64", "proc", "sbin", "tmp", "usr"]
+    assert sorted(lines[4:]) == ["bin", "dev", "etc", "lib", "lib64", "proc", "sbin", "tmp", "usr"]
 
 
 def test_the_working_directory_is_a_private_writable_tmpfs(api):

@@ -1,0 +1,500 @@
+"""The battery: hostile programs, each contained, the service still answering, nothing left behind.
+
+A new case is one entry in CASES. Every case is checked three ways:
+  1. the attack is contained: the result is what the entry expects;
+  2. the service still answers correctly right after it;
+  3. nothing is left on the host: no sandbox process or cgroup (the autouse fixture in
+     conftest.py), no new entry in /tmp, no open fd in the server, no canary triggered.
+Tokens like %TCP% in a program are replaced by the canaries' addresses.
+"""
+
+import os
+import socket
+import threading
+import uuid
+from dataclasses import dataclass
+
+import pytest
+from django.conf import settings as django_settings
+
+SECRET = f"canary-secret-{uuid.uuid4().hex}"
+
+# A Python prelude for raw system calls: sc(nr, ...) prints the errno, or "allowed".
+SYSCALL = (
+    "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+    "def sc(nr, *args):\n"
+    "    r = libc.syscall(ctypes.c_long(nr), *[ctypes.c_long(a) for a in args])\n"
+    "    return ctypes.get_errno() if r == -1 else 'allowed'\n"
+)
+EPERM, ENOSYS, EAFNOSUPPORT = "1", "38", "97"
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    language: str
+    code: str
+    status: str | tuple[str, ...] = "ok"
+    stdout: str | None = None  # exact, when given
+    contains: tuple[str, ...] = ()  # each must appear in stdout or stderr
+    lacks: tuple[str, ...] = ()  # none may appear in stdout or stderr
+    signal: str | tuple[str, ...] | None = None
+    timeout: int = 2000
+    memory: int | None = None
+    stdin: str = ""
+
+
+def py_syscall(name, call, expected):
+    return Case(name, "python", SYSCALL + f"print(sc({call}))", stdout=f"{expected}\n")
+
+
+CASES = [
+    # --- resources ---
+    Case("fork bomb", "bash", ":(){ :|:& };:", status=("ok", "error", "timeout")),
+    Case("fork bomb that waits", "bash", "f() { f | f & }; f; wait", status=("ok", "error", "timeout")),
+    Case(
+        "fork loop",
+        "python",
+        "import os, time\nn = 0\ntry:\n    while True:\n        if os.fork() == 0:\n            time.sleep(10)\n            os._exit(0)\n        n += 1\nexcept OSError as e:\n    print('stopped', e.errno, n < 64)",
+        stdout="stopped 11 True\n",
+        timeout=4000,
+    ),
+    Case(
+        "thread storm",
+        "python",
+        "import threading, time\nts = []\ntry:\n    for _ in range(1000):\n        t = threading.Thread(target=time.sleep, args=(5,), daemon=True)\n        t.start()\n        ts.append(t)\nexcept RuntimeError as e:\n    print('stopped', len(ts) < 64)",
+        stdout="stopped True\n",
+        timeout=4000,
+    ),
+    Case(
+        "worker thread storm",
+        "javascript",
+        "const { Worker } = require('worker_threads');\nfor (let i = 0; i < 200; i++) new Worker('setInterval(() => {}, 1000)', { eval: true });",
+        status=("error", "memory", "timeout"),
+    ),
+    Case(
+        "memory bomb: a Python list",
+        "python",
+        "x = []\nwhile True:\n    x.append(' ' * 10**6)",
+        status="memory",
+        signal="SIGKILL",
+    ),
+    Case(
+        "memory bomb: one huge allocation",
+        "python",
+        "x = bytearray(8 * 1024**3)\nprint('allocated')",
+        status=("memory", "error"),
+        lacks=("allocated",),
+    ),
+    Case(
+        "memory bomb: a Node Buffer",
+        "javascript",
+        "const b = Buffer.alloc(2 ** 31 - 1, 1);\nconsole.log('allocated', b.length)",
+        status=("memory", "error"),
+        lacks=("allocated",),
+    ),
+    Case(
+        "memory bomb: Node arrays",
+        "javascript",
+        "const a = [];\nfor (;;) a.push(new Array(1e6).fill(1.5));",
+        status=("memory", "error"),
+        timeout=5000,
+    ),
+    Case(
+        "memory bomb: tmpfs pages",
+        "bash",
+        "for i in $(seq 60); do head -c 15M /dev/zero > f$i || break; done; echo wrote",
+        memory=32,
+        status=("memory", "ok", "error"),
+    ),
+    Case(
+        "fill /tmp",
+        "bash",
+        "for i in $(seq 100); do head -c 10M /dev/zero > /tmp/f$i || break; done\ndf -k /tmp | tail -1 | awk '{print ($3 <= 65536)}'",
+        contains=("No space left",),
+        stdout="1\n",
+    ),
+    Case(
+        "fill the working directory",
+        "python",
+        "i = 0\ntry:\n    while True:\n        open(f'f{i}', 'wb').write(b'x' * (4 << 20))\n        i += 1\nexcept OSError as e:\n    print(e.errno, i <= 16)",
+        stdout="28 True\n",
+    ),
+    Case(
+        "one huge file",
+        "bash",
+        "exec dd if=/dev/zero of=big bs=1M count=100",
+        status="error",
+        signal="SIGXFSZ",
+    ),
+    Case(
+        "fd exhaustion",
+        "python",
+        "fs = []\ntry:\n    while True:\n        fs.append(open('/dev/null'))\nexcept OSError as e:\n    print(e.errno, len(fs) < 256)",
+        stdout="24 True\n",
+    ),
+    Case("endless stdout", "python", "while True:\n    print('spam' * 100)", status="output_limit"),
+    Case("stderr flood", "bash", "yes flood >&2", status="output_limit"),
+    Case(
+        "one huge line",
+        "javascript",
+        "process.stdout.write('x'.repeat(1 << 22));",
+        status="output_limit",
+        lacks=("\n",),
+    ),
+    Case("invalid UTF-8 and NUL bytes", "bash", "printf 'a\\xff\\xfeb\\x00c'", stdout="a\ufffd\ufffdb\x00c"),
+    Case("busy loop", "javascript", "for (;;) {}", status="timeout", timeout=800),
+    Case(
+        "spinning worker threads",
+        "javascript",
+        "const { Worker } = require('worker_threads');\nfor (let i = 0; i < 4; i++) new Worker('for (;;) {}', { eval: true });",
+        status="timeout",
+        timeout=1000,
+    ),
+    Case(
+        "spinning threads",
+        "python",
+        "import threading\ndef spin():\n    while True:\n        pass\nfor _ in range(4):\n    threading.Thread(target=spin).start()",
+        status="timeout",
+        timeout=800,
+    ),
+    Case("sleeping forever", "bash", "sleep infinity", status="timeout", timeout=500),
+    Case("waiting on stdin", "python", "input()", status="error", contains=("EOFError",)),
+    Case("reading stdin in bash", "bash", 'read -r x; echo "got:$x:"', stdout="got::\n"),
+    # --- escape from the run's lifetime ---
+    Case("setsid daemon", "bash", "setsid bash -c 'sleep 1000' &\necho started", stdout="started\n"),
+    Case("nohup daemon", "bash", "nohup sleep 1000 >/dev/null 2>&1 &\necho started", stdout="started\n"),
+    Case("disowned job", "bash", "sleep 1000 &\ndisown\necho started", stdout="started\n"),
+    Case(
+        "double-fork daemon",
+        "python",
+        "import os, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n        time.sleep(1000)\n    os._exit(0)\nprint('started')",
+        stdout="started\n",
+    ),
+    Case(
+        "detached Node child",
+        "javascript",
+        "require('child_process').spawn('sleep', ['1000'], { detached: true, stdio: 'ignore' }).unref();\nconsole.log('started')",
+        stdout="started\n",
+    ),
+    Case(
+        "orphan holding the stdout pipe",
+        "bash",
+        "(sleep 1000; echo late) &\necho early",
+        stdout="early\n",
+        timeout=5000,
+    ),
+    Case(
+        "unreaped zombies",
+        "python",
+        "import os, time\nfor _ in range(40):\n    if os.fork() == 0:\n        os._exit(0)\ntime.sleep(0.3)\nprint('left zombies')",
+        stdout="left zombies\n",
+    ),
+    Case("kill(-1)", "bash", "sleep 1000 &\nkill -9 -1\necho alive", stdout="alive\n"),
+    Case(
+        "killing the parent",
+        "python",
+        "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\nprint('parent', os.getppid())",
+        stdout="parent 1\n",
+    ),
+    Case(
+        "a daemon outliving a timeout",
+        "bash",
+        "setsid bash -c 'while :; do sleep 0.1; done' &\nwhile :; do :; done",
+        status="timeout",
+        timeout=700,
+    ),
+    # --- host data ---
+    Case("/etc/shadow", "python", "open('/etc/shadow')", status="error", contains=("FileNotFoundError",)),
+    Case(
+        "the project's files, settings and database",
+        "python",
+        "import os\nprint([os.path.exists(p) for p in ['%BASE%', '%BASE%/playground/settings.py', '%DB%', '/work', '/root']])",
+        stdout="[False, False, False, False, False]\n",
+    ),
+    Case(
+        "environ and every cmdline",
+        "bash",
+        "cat /proc/self/environ /proc/1/environ | tr '\\0' '\\n'\nfor f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < $f; echo; done",
+        lacks=("daphne", "pytest", "manage.py", "DJANGO_SETTINGS_MODULE"),
+    ),
+    Case(
+        "other processes",
+        "python",
+        "import os\nprint(sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))",
+        stdout="[1, 2]\n",
+    ),
+    Case(
+        "inherited fds",
+        "python",
+        "import os\nleft = []\nfor fd in range(3, 4096):\n    try:\n        os.fstat(fd)\n        left.append(fd)\n    except OSError:\n        pass\nprint(left)",
+        stdout="[]\n",
+    ),
+    Case(
+        "writes outside the working directory",
+        "bash",
+        'for f in /x /usr/x /usr/bin/python3 /etc/x /proc/x /dev/x /var/x; do (echo > $f) 2>/dev/null && echo "wrote $f"; done; echo done',
+        stdout="done\n",
+    ),
+    Case(
+        "symlinks planted for the host",
+        "bash",
+        "for n in main.sh main.py main.js main.ts .main.mjs stdout stderr status result.json input; do ln -sf /etc/passwd $n 2>/dev/null; ln -sf /root/.ssh ${n}.d; done; ls -A | wc -l",
+        stdout="20\n",
+    ),
+    Case(
+        "hard links to runtime files",
+        "bash",
+        "ln /usr/bin/python3 py 2>&1; ln /opt/esbuild eb 2>&1; ls",
+        contains=("Invalid cross-device link",),
+        lacks=("py\n",),
+    ),
+    Case(
+        "setuid binaries",
+        "bash",
+        "su root -c id </dev/null 2>&1; mount -t tmpfs x /tmp 2>&1; id -u; grep -c nosuid /proc/self/mounts",
+        lacks=("uid=0",),
+        contains=("1000\n",),
+    ),
+    Case(
+        "/dev/mem, /dev/kmsg and disks",
+        "bash",
+        "ls /dev | tr '\\n' ' '; for d in /dev/mem /dev/kmem /dev/kmsg /dev/vda /dev/sda /dev/port; do [ -e $d ] && echo \"found $d\"; done; echo",
+        stdout="core fd full null ptmx pts random shm stderr stdin stdout tty urandom zero \n",
+    ),
+    # --- kernel surface ---
+    Case("mount", "bash", "mkdir m; mount -t tmpfs none m 2>&1 || echo refused", contains=("refused",)),
+    py_syscall("mount syscall", "165, 0, 0, 0, 0, 0", EPERM),
+    Case("nested user namespace", "bash", "unshare -U true 2>&1 || echo refused", contains=("refused",)),
+    py_syscall("unshare syscall", "272, 0x10000000", EPERM),
+    py_syscall("clone with a namespace flag", "56, 0x40000000 | 17, 0, 0, 0, 0", EPERM),
+    py_syscall("setns", "308, 0, 0", EPERM),
+    py_syscall("keyring: keyctl", "250, 0, 0", EPERM),
+    py_syscall("keyring: add_key", "248, 0, 0, 0, 0, 0", EPERM),
+    py_syscall("ptrace", "101, 16, 1, 0, 0", EPERM),
+    py_syscall("process_vm_readv", "310, 1, 0, 0, 0, 0, 0", EPERM),
+    py_syscall("bpf", "321, 0, 0, 0", EPERM),
+    py_syscall("perf_event_open", "298, 0, 0, -1, -1, 0", EPERM),
+    py_syscall("userfaultfd", "323, 0", EPERM),
+    py_syscall("io_uring", "425, 1, 0", ENOSYS),
+    py_syscall("clock_settime", "227, 0, 0", EPERM),
+    py_syscall("settimeofday", "164, 0, 0", EPERM),
+    py_syscall("chroot", "161, 0", EPERM),
+    py_syscall("kexec_load", "246, 0, 0, 0, 0", EPERM),
+    py_syscall("init_module", "175, 0, 0, 0", EPERM),
+    py_syscall("reboot", "169, 0xfee1dead, 672274793, 0x4321fedc, 0", EPERM),
+    py_syscall("TIOCSTI", "16, 0, 0x5412, 0", EPERM),
+    Case(
+        "clone3 falls back, threads still work",
+        "python",
+        SYSCALL
+        + "import threading\nr = []\nt = threading.Thread(target=r.append, args=(1,))\nt.start(); t.join()\nprint(sc(435, 0, 0), r)",
+        stdout=f"{ENOSYS} [1]\n",
+    ),
+    Case(
+        "Node workers and file I/O under the filter",
+        "javascript",
+        "const { Worker } = require('worker_threads');\nconst fs = require('fs');\nfs.writeFileSync('a', 'data');\nfs.readFile('a', 'utf8', (e, d) => {\n  const w = new Worker('require(\"worker_threads\").parentPort.postMessage(6 * 7)', { eval: true });\n  w.on('message', (m) => { console.log(d, m); w.terminate(); });\n});",
+        stdout="data 42\n",
+    ),
+    Case(
+        "a 32-bit system call",
+        "python",
+        "import ctypes, mmap\ncode = bytes([0xb8, 20, 0, 0, 0, 0xcd, 0x80, 0xc3])  # mov eax, getpid; int 0x80; ret\nm = mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)\nm.write(code)\nf = ctypes.CFUNCTYPE(ctypes.c_int)(ctypes.addressof(ctypes.c_char.from_buffer(m)))\nprint('before', flush=True)\nf()\nprint('survived')",
+        status="error",
+        signal=("SIGSYS", "SIGSEGV"),
+        stdout="before\n",
+    ),
+    # --- network: every probe aims at loopback ---
+    Case(
+        "TCP to loopback services",
+        "python",
+        "import socket\nfor port in (%TCP%, 8000, 6379, 5432):\n    try:\n        socket.create_connection(('127.0.0.1', port), timeout=1)\n        print('connected', port)\n    except OSError as e:\n        print(e.errno)",
+        stdout=f"{EAFNOSUPPORT}\n" * 4,
+    ),
+    Case(
+        "UDP to loopback",
+        "python",
+        "import socket\ntry:\n    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n    s.sendto(b'x', ('127.0.0.1', %UDP%))\n    print('sent')\nexcept OSError as e:\n    print(e.errno)",
+        stdout=f"{EAFNOSUPPORT}\n",
+    ),
+    Case(
+        "IPv6 loopback",
+        "python",
+        "import socket\ntry:\n    socket.create_connection(('::1', %TCP%), timeout=1)\nexcept OSError as e:\n    print(e.errno)",
+        stdout=f"{EAFNOSUPPORT}\n",
+    ),
+    Case(
+        "raw, packet and netlink sockets",
+        "python",
+        "import socket\nfor fam, kind in ((socket.AF_INET, socket.SOCK_RAW), (socket.AF_PACKET, socket.SOCK_RAW), (socket.AF_NETLINK, socket.SOCK_RAW)):\n    try:\n        socket.socket(fam, kind)\n        print('opened')\n    except OSError as e:\n        print(e.errno)",
+        stdout=f"{EAFNOSUPPORT}\n" * 3,
+    ),
+    Case(
+        "Node TCP to loopback",
+        "javascript",
+        "require('net').connect(%TCP%, '127.0.0.1').on('connect', () => console.log('connected')).on('error', (e) => console.log(e.code));",
+        stdout="EAFNOSUPPORT\n",
+    ),
+    Case(
+        "bash /dev/tcp",
+        "bash",
+        "echo hi > /dev/tcp/127.0.0.1/%TCP% 2>/dev/null && echo connected || echo refused",
+        stdout="refused\n",
+    ),
+    Case(
+        "host unix sockets",
+        "python",
+        "import socket\nfor path in ('/var/run/postgresql/.s.PGSQL.5432', '/run/mysqld/mysqld.sock', '\\0%ABSTRACT%'):\n    s = socket.socket(socket.AF_UNIX)\n    try:\n        s.connect(path)\n        print('connected')\n    except OSError as e:\n        print(e.errno)",
+        stdout="2\n2\n111\n",
+    ),
+    # --- TypeScript, through esbuild ---
+    Case(
+        "TypeScript busy loop",
+        "typescript",
+        "let n: number = 0;\nwhile (true) n++;",
+        status="timeout",
+        timeout=1000,
+    ),
+    Case(
+        "TypeScript memory bomb",
+        "typescript",
+        "const a: number[][] = [];\nfor (;;) a.push(new Array(1e6).fill(2.5));",
+        status=("memory", "error"),
+        timeout=5000,
+    ),
+    Case(
+        "TypeScript reads host files",
+        "typescript",
+        "import * as fs from 'fs';\nconsole.log(['/etc/shadow', '/root', '%BASE%'].map((p) => fs.existsSync(p)).join(' '));",
+        stdout="false false false\n",
+    ),
+    Case(
+        "TypeScript network",
+        "typescript",
+        "import * as net from 'net';\nnet.connect(%TCP%, '127.0.0.1').on('error', (e: NodeJS.ErrnoException) => console.log(e.code));",
+        stdout="EAFNOSUPPORT\n",
+    ),
+    Case(
+        "TypeScript child process daemon",
+        "typescript",
+        "import { spawn } from 'child_process';\nspawn('sleep', ['1000'], { detached: true, stdio: 'ignore' }).unref();\nconsole.log('started');",
+        stdout="started\n",
+    ),
+    # --- verdict integrity ---
+    Case(
+        "a fake result object",
+        "python",
+        "import json, sys\nprint(json.dumps({'status': 'ok', 'exitCode': 0, 'timedOut': False}))\nsys.exit(3)",
+        status="error",
+        contains=('"status": "ok"',),
+    ),
+    Case(
+        "fake status words",
+        "bash",
+        "echo 'exit 0 1'; echo 'status: ok'; echo 'signal 0 0' >&2; exit 5",
+        status="error",
+    ),
+    Case(
+        "writing a fake verdict to the reporter",
+        "bash",
+        "for f in /proc/1/fd/*; do echo 'exit 0 1' > $f 2>/dev/null && echo \"wrote $f\"; done; kill -SEGV $$",
+        status="error",
+        signal="SIGSEGV",
+        stdout="",
+    ),
+]
+
+
+class Canaries:
+    """Loopback listeners and an abstract unix socket on the host: none may ever hear from a run."""
+
+    def __init__(self):
+        self.tcp = socket.socket()
+        self.tcp.bind(("127.0.0.1", 0))
+        self.tcp.listen()
+        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.udp.bind(("127.0.0.1", 0))
+        self.abstract_name = f"playground-canary-{uuid.uuid4().hex}"
+        self.unix = socket.socket(socket.AF_UNIX)
+        self.unix.bind("\0" + self.abstract_name)
+        self.unix.listen()
+        self.heard: list[str] = []
+        self.threads = [
+            threading.Thread(target=self._watch, args=(s, kind), daemon=True)
+            for s, kind in ((self.tcp, "tcp"), (self.udp, "udp"), (self.unix, "unix"))
+        ]
+        for t in self.threads:
+            t.start()
+
+    def _watch(self, sock, kind):
+        try:
+            if kind == "udp":
+                sock.recvfrom(64)
+            else:
+                sock.accept()
+            self.heard.append(kind)
+        except OSError:
+            pass
+
+    def program(self, code: str) -> str:
+        return (
+            code.replace("%TCP%", str(self.tcp.getsockname()[1]))
+            .replace("%UDP%", str(self.udp.getsockname()[1]))
+            .replace("%ABSTRACT%", self.abstract_name)
+            .replace("%BASE%", str(django_settings.BASE_DIR))
+            .replace("%DB%", str(django_settings.DATABASES["default"]["NAME"]))
+        )
+
+    def close(self):
+        for s in (self.tcp, self.udp, self.unix):
+            s.close()
+
+
+@pytest.fixture(scope="module")
+def canaries():
+    os.environ["PLAYGROUND_CANARY"] = SECRET  # the server's environment holds a secret
+    watch = Canaries()
+    yield watch
+    watch.close()
+    del os.environ["PLAYGROUND_CANARY"]
+    assert watch.heard == []
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def check(case: Case, result: dict) -> None:
+    statuses = case.status if isinstance(case.status, tuple) else (case.status,)
+    assert result["status"] in statuses, result
+    if case.stdout is not None:
+        assert result["stdout"] == case.stdout, result
+    both = result["stdout"] + result["stderr"]
+    for text in case.contains:
+        assert text in both, result
+    for text in case.lacks:
+        assert text not in both, result
+    if case.signal:
+        signals = case.signal if isinstance(case.signal, tuple) else (case.signal,)
+        assert result["signal"] in signals, result
+
+
+def test_the_battery_has_at_least_50_cases_in_every_language():
+    assert len(CASES) >= 50
+    assert {c.language for c in CASES} == {"python", "javascript", "typescript", "bash"}
+    assert len({c.name for c in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_a_hostile_program_is_contained(api, canaries, case):
+    api.run("bash", "true")  # warm: the first run of a test opens what later runs reuse
+    fds, tmp = open_fds(), set(os.listdir("/tmp"))
+    limits = {"timeout": case.timeout, **({"memory": case.memory} if case.memory else {})}
+    result = api.run(case.language, canaries.program(case.code), stdin=case.stdin, **limits)
+    check(case, result)
+    assert SECRET not in result["stdout"] + result["stderr"]
+    assert api.run("python", "print(6 * 7)")["stdout"] == "42\n"
+    assert canaries.heard == []
+    assert open_fds() == fds
+    assert set(os.listdir("/tmp")) - tmp == set()
