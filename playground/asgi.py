@@ -1,4 +1,4 @@
-"""The ASGI entry point: HTTP through Django, with the request body capped before it is read."""
+"""The ASGI entry point: HTTP through Django (the body capped before it is read), and websockets."""
 
 import asyncio
 import json
@@ -10,9 +10,11 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "playground.settings")
 django_app = get_asgi_application()  # before anything imports models
 
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from runner import executor  # noqa: E402
+from runner.routing import websocket_urlpatterns  # noqa: E402
 
 log = logging.getLogger("runner")
 
@@ -69,4 +71,11 @@ def check_at_start() -> None:
 
 
 check_at_start()
-application = body_limit(django_app, settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+# Websockets take no cookies and answer any origin, like the JSON API: pages on
+# other sites (the embed widget) open them.
+application = ProtocolTypeRouter(
+    {
+        "http": body_limit(django_app, settings.DATA_UPLOAD_MAX_MEMORY_SIZE),
+        "websocket": URLRouter(websocket_urlpatterns),
+    }
+)

@@ -162,6 +162,10 @@ class Run:
         self._decoders = {name: codecs.getincrementaldecoder("utf-8")("replace") for name in self._out}
         self._total = 0
         self._truncated = False
+        # Input sent before the sandbox is up waits here, in order.
+        self._early_stdin: deque[bytes] = deque()
+        self._early_eof = False
+        self._flushing = False
 
     async def result(self) -> RunResult:
         """Drive the run to its end and return the result (the REST door's way)."""
@@ -174,10 +178,24 @@ class Run:
         self._end("killed")
 
     async def write_stdin(self, data: bytes) -> bool:
-        return bool(self.box) and await self.box.write_stdin(data)
+        """Send input to the program; False once it no longer reads it."""
+        if self.box is None or self._flushing:
+            self._early_stdin.append(data)
+            return not self._early_eof
+        return await self.box.write_stdin(data)
 
     def close_stdin(self) -> None:
-        if self.box:
+        if self.box is None or self._flushing:
+            self._early_eof = True
+        else:
+            self.box.close_stdin()
+
+    async def _flush_early_stdin(self) -> None:
+        # Later input queues behind this until it is all written, so order holds.
+        while self._early_stdin:
+            await self.box.write_stdin(self._early_stdin.popleft())
+        self._flushing = False
+        if self._early_eof:
             self.box.close_stdin()
 
     def _end(self, reason: str) -> None:
@@ -206,13 +224,16 @@ class Run:
             if self._ended_by:  # killed while starting
                 self.box.kill()
             yield Started(self.id)
+            if self._early_stdin or self._early_eof:
+                self._flushing = True
+                asyncio.create_task(self._flush_early_stdin())
             async for event in self._supervise():
                 yield event
             yield Exited(self._result())
         finally:
             try:
                 if self.box:
-                    await self.box.destroy()
+                    await _to_the_end(self.box.destroy())
             finally:
                 pool.release(slot)
 
@@ -314,6 +335,23 @@ class Run:
             signal=_signal_name(signum),
             status=verdict,
         )
+
+
+async def _to_the_end(coro) -> None:
+    """Await coro to completion even if we are cancelled meanwhile, then pass the cancellation on.
+
+    A run whose client went away must still be cleaned up before its slot is reused.
+    """
+    task = asyncio.ensure_future(coro)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            cancelled = True
+    task.result()
+    if cancelled:
+        raise asyncio.CancelledError
 
 
 def _signal_name(signum: int | None) -> str | None:

@@ -45,6 +45,13 @@ class RunRequest(BaseModel):
     memory: int | None = Field(None, description="Memory limit in MiB, up to the server's ceiling.")
 
 
+class SocketRun(RunRequest):
+    """The first message on ws/execute: a run, with the same fields as POST /api/execute."""
+
+    type: Literal["run"]
+    interactive: bool = Field(False, description="Keep stdin open for stdin and eof messages.")
+
+
 class RunResult(BaseModel):
     """What every run answers, from every door."""
 
@@ -66,6 +73,10 @@ class RunResult(BaseModel):
 
     def to_wire(self) -> dict:
         return self.model_dump(mode="json", by_alias=True)
+
+    def exit_frame(self) -> dict:
+        """The websocket's last message: the result, whose output was already streamed."""
+        return {"type": "exit", **self.model_dump(mode="json", by_alias=True, exclude={"stdout", "stderr"})}
 
 
 class ExecutionRecord(RunResult):
@@ -148,9 +159,9 @@ def _describe(error: dict) -> RequestError:
     return RequestError(400, f"field {where} {words}", field=name)
 
 
-def parse_body(body: bytes | str) -> RunRequest:
+def parse_body(body: bytes | str, model: type[RunRequest] = RunRequest) -> RunRequest:
     try:
-        return RunRequest.model_validate_json(body)
+        return model.model_validate_json(body)
     except ValidationError as e:
         raise _describe(e.errors()[0]) from None
 

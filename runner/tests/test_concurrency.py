@@ -143,3 +143,21 @@ async def test_concurrent_runs_cannot_reach_each_other(async_client, settings):
     )
     assert a.json()["stdout"] == "alone\n"
     assert b.json()["stdout"] == "111\nFalse False\n"
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_cancelled_run_is_still_cleaned_up_before_its_slot_is_reused(settings):
+    from runner import conf, schemas
+
+    settings.RUNNER_CONCURRENCY = 1
+    spec = schemas.run_spec(schemas.RunRequest(language="bash", code="echo up; sleep 60"), conf.get())
+    run = executor.Run(spec)
+    task = asyncio.create_task(run.result())
+    await wait_for_runs(1)
+    await asyncio.sleep(0.2)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert run.box.destroyed
+    assert executor.slots().in_use == 0
+    # The autouse fixture proves that nothing of the run is left.
