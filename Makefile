@@ -19,7 +19,9 @@ SYSTEM_COMMANDS := bwrap setpriv cc node npm /usr/bin/python3
 
 TOOLS := $(TOOLS_DIR)/sandbox-init $(TOOLS_DIR)/esbuild $(TOOLS_DIR)/node-preload.cjs
 
-install: system $(VENV)/.installed runtimes/node_modules/.installed $(TOOLS)
+FRONTEND_SOURCES := $(wildcard frontend/src/*.js)
+
+install: system $(VENV)/.installed runtimes/node_modules/.installed $(TOOLS) static/build/.built
 
 system:
 	@missing=""; for c in $(SYSTEM_COMMANDS); do command -v $$c >/dev/null || missing="$$missing $$c"; done; \
@@ -43,6 +45,15 @@ runtimes/node_modules/.installed: runtimes/package.json runtimes/package-lock.js
 	cd runtimes && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
+frontend/node_modules/.installed: frontend/package.json frontend/package-lock.json
+	cd frontend && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# The editor (CodeMirror 6), the embed page and embed.js, bundled by esbuild. No CDN at run time.
+static/build/.built: frontend/node_modules/.installed $(FRONTEND_SOURCES)
+	cd frontend && npm run -s build
+	@touch $@
+
 # The tools are bound into every sandbox, so they live where the sandbox's
 # unprivileged uid can read them, not inside this checkout (which may sit under /root).
 $(TOOLS_DIR)/sandbox-init: runtimes/sandbox-init.c
@@ -60,7 +71,7 @@ $(TOOLS_DIR)/node-preload.cjs: runtimes/node-preload.cjs
 run: install
 	$(PY) manage.py migrate --noinput -v 0
 	$(PY) manage.py collectstatic --noinput -v 0
-	RUNNER_TOOLS_DIR=$(TOOLS_DIR) $(VENV)/bin/daphne -b $(HOST) -p $(PORT) playground.asgi:application
+	RUNNER_TOOLS_DIR=$(TOOLS_DIR) $(PY) manage.py serve --host $(HOST) --port $(PORT)
 
 lint: install
 	$(VENV)/bin/ruff format --check .
@@ -76,4 +87,4 @@ test: lint
 	RUNNER_TOOLS_DIR=$(TOOLS_DIR) $(VENV)/bin/pytest
 
 clean:
-	rm -rf $(VENV) runtimes/node_modules .build
+	rm -rf $(VENV) runtimes/node_modules frontend/node_modules static/build .build

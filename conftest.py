@@ -41,7 +41,7 @@ def api(client, db):
 
 
 class Server:
-    """The real server, as `make run` starts it: daphne on a free loopback port, in its own data dir."""
+    """The real server, started as `make run` starts it, on a free loopback port, in its own data dir."""
 
     def __init__(self, data_dir, **env):
         from pathlib import Path
@@ -59,7 +59,6 @@ class Server:
         import subprocess
         import sys
         import time
-        from pathlib import Path
 
         python = sys.executable
         subprocess.run(
@@ -70,9 +69,8 @@ class Server:
             self.port = s.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self._log = open(self.log_path, "w+")
-        daphne = str(Path(python).parent / "daphne")
         self.proc = subprocess.Popen(
-            [daphne, "-b", "127.0.0.1", "-p", str(self.port), "playground.asgi:application"],
+            [python, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
             cwd=self.base, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         for _ in range(400):

@@ -1,13 +1,87 @@
-from django.http import JsonResponse
-from django.shortcuts import render
+"""The site: the editor page, share links, the embed page and script, and the health report."""
+
+import functools
+
+from django.conf import settings
+from django.http import Http404, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.clickjacking import xframe_options_exempt
+from django.views.decorators.http import require_GET
 from django.views.defaults import page_not_found
 from django.views.defaults import server_error as html_server_error
 
 from runner import executor, languages
 
+from .models import Snippet
 
+EMBED_THEMES = ("light", "dark")
+
+
+def page_config(request, snippet: Snippet | None = None, **extra) -> dict:
+    """What the page's script starts from, handed over as JSON in the page."""
+    return {
+        "languages": [{"name": lang.name, "example": lang.example} for lang in languages.LANGUAGES],
+        "snippet": snippet.to_dict(request) if snippet else None,
+        **extra,
+    }
+
+
+def _editor(request, snippet=None):
+    config = page_config(request, snippet)
+    return render(request, "playground/editor.html", {"config": config, "snippet": snippet})
+
+
+@require_GET
 def home(request):
-    return render(request, "home.html", {"languages": languages.LANGUAGES})
+    return _editor(request)
+
+
+@require_GET
+def snippet_page(request, id):
+    return _editor(request, get_object_or_404(Snippet, id=id))
+
+
+@require_GET
+def snippet_raw(request, id):
+    snippet = get_object_or_404(Snippet, id=id)
+    response = HttpResponse(snippet.code, content_type="text/plain; charset=utf-8")
+    response["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
+@xframe_options_exempt
+@require_GET
+def embed(request, id):
+    """A compact page made for iframes: any site may frame it."""
+    snippet = get_object_or_404(Snippet, id=id)
+    theme = request.GET.get("theme", "")
+    config = page_config(
+        request,
+        snippet,
+        theme=theme if theme in EMBED_THEMES else None,
+        readonly=request.GET.get("readonly") in ("1", "true"),
+    )
+    response = render(request, "playground/embed.html", {"config": config, "snippet": snippet})
+    response["Content-Security-Policy"] = "frame-ancestors *"
+    return response
+
+
+@functools.cache
+def _embed_script() -> bytes:
+    path = settings.BASE_DIR / "static" / "build" / "embed.js"
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise Http404("embed.js is not built: run make") from None
+
+
+@require_GET
+def embed_js(request):
+    """The one-script embed for documentation sites."""
+    response = HttpResponse(_embed_script(), content_type="text/javascript; charset=utf-8")
+    response["Access-Control-Allow-Origin"] = "*"
+    response["Cache-Control"] = "public, max-age=300"
+    return response
 
 
 async def healthz(request):

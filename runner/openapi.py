@@ -8,7 +8,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from pydantic.json_schema import models_json_schema
 
 from . import conf, languages
-from .schemas import ErrorResponse, RunRequest
+from .schemas import ErrorResponse
 
 REF = "#/components/schemas/{model}"
 STATUS_TEXT = {
@@ -41,15 +41,14 @@ def _path(route: str) -> tuple[str, dict[str, str]]:
 
 def document(request=None) -> dict:
     ops = list(_operations(get_resolver().url_patterns))
-    models = {ErrorResponse, RunRequest}
+    keys = {(ErrorResponse, "serialization")}
     for _, view in ops:
         op = view.operation
-        models.update(m for m in (op.request, op.response) if m)
-    keys = [
-        (m, "validation" if m is RunRequest else "serialization")
-        for m in sorted(models, key=lambda m: m.__name__)
-    ]
-    refs, defs = models_json_schema(keys, ref_template=REF)
+        if op.request:
+            keys.add((op.request, "validation"))
+        if op.response:
+            keys.add((op.response, "serialization"))
+    refs, defs = models_json_schema(sorted(keys, key=lambda k: k[0].__name__), ref_template=REF)
     config = conf.get()
     paths: dict[str, dict] = {}
     for route, view in ops:

@@ -184,11 +184,52 @@ def cgroup_support() -> cgroups.Support:
     return _support
 
 
-async def spawn(argv: list[str], **kwargs) -> asyncio.subprocess.Process:
+class Child:
+    """A process we started, awaited through a pidfd on whichever event loop asks.
+
+    asyncio's own child watcher starts a thread per process; a pidfd needs none,
+    and works from any loop (the tests run several).
+    """
+
+    def __init__(self, popen: subprocess.Popen):
+        self.popen = popen
+        self.pid = popen.pid
+        self.returncode: int | None = None
+        self._pidfd = os.pidfd_open(self.pid)
+        self._exited: asyncio.Future | None = None
+
+    def _reap(self) -> bool:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid == 0:
+                return False
+            self.returncode = os.waitstatus_to_exitcode(status)
+            self.popen.returncode = self.returncode  # so Popen never waits for it again
+            os.close(self._pidfd)
+        return True
+
+    async def wait(self) -> int:
+        if self._reap():
+            return self.returncode
+        if self._exited is None:
+            loop = asyncio.get_running_loop()
+            self._exited = loop.create_future()
+
+            def readable():
+                loop.remove_reader(self._pidfd)
+                if self._reap() and not self._exited.done():
+                    self._exited.set_result(self.returncode)
+
+            loop.add_reader(self._pidfd, readable)
+        # Shielded: one waiter giving up must not cancel the others' wait.
+        return await asyncio.shield(self._exited)
+
+
+def spawn(argv: list[str], **kwargs) -> Child:
     """The one seam through which this project starts processes."""
     kwargs.setdefault("env", dict(LAUNCH_ENV))
     kwargs.setdefault("cwd", "/")
-    return await asyncio.create_subprocess_exec(*argv, close_fds=True, **kwargs)
+    return Child(subprocess.Popen(argv, close_fds=True, **kwargs))
 
 
 def run_tool(argv: list[str], timeout: float = 10.0) -> subprocess.CompletedProcess:
@@ -236,7 +277,7 @@ class Sandbox:
         self.spec = spec
         self.host = host
         self.cgroup: cgroups.Cgroup | None = None
-        self.process: asyncio.subprocess.Process | None = None
+        self.process: Child | None = None
         self.stdout: asyncio.StreamReader | None = None
         self.stderr: asyncio.StreamReader | None = None
         self.started_ns = 0
@@ -315,7 +356,7 @@ class Sandbox:
                 *bwrap_argv(self.spec, self.host, file_fds, status_w, filter_fd),
             ]  # fmt: skip
             self.started_ns = time.monotonic_ns()
-            self.process = await spawn(
+            self.process = spawn(
                 argv,
                 stdin=in_r,
                 stdout=out_w,

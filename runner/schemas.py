@@ -102,6 +102,31 @@ class ErrorResponse(BaseModel):
     languages: list[str] | None = Field(None, description="The languages there are, for an unknown one.")
 
 
+class SnippetRequest(BaseModel):
+    """The body of POST /api/snippets."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    language: str = Field(description="A language name or alias; stored under its canonical name.")
+    code: str
+    stdin: str = ""
+    title: str = Field("", max_length=200)
+
+
+class SnippetLinks(BaseModel):
+    id: str = Field(description="Short, and derived from the content: the same content has the same id.")
+    url: str = Field(description="The share link, which opens the snippet in the editor.")
+    embed_url: str = Field(alias="embedUrl", description="A page made for an iframe.")
+
+
+class SnippetRecord(SnippetLinks):
+    language: str
+    code: str
+    stdin: str
+    title: str
+    created_at: datetime = Field(alias="createdAt")
+
+
 class RequestError(Exception):
     """A bad request, with the HTTP status and the JSON body it answers with."""
 
@@ -136,7 +161,6 @@ _TYPE_WORDS = {
     "int_type": "must be an integer",
     "list_type": "must be a list of strings",
     "dict_type": "must be an object mapping file names to their contents",
-    "too_long": f"has too many items (at most {MAX_ARGS})",
 }
 
 
@@ -154,28 +178,38 @@ def _describe(error: dict) -> RequestError:
         return RequestError(400, f"unknown field '{name}'", field=name)
     where = f"'{name}'" if len(loc) == 1 else f"'{name}' item {loc[1]!r}"
     words = _TYPE_WORDS.get(kind, error["msg"])
+    if kind in ("too_long", "string_too_long"):
+        words = f"is too long (at most {error['ctx']['max_length']})"
     if name == "files" and kind == "string_type":
         words = "must be a string (the file's contents)"
     return RequestError(400, f"field {where} {words}", field=name)
 
 
-def parse_body(body: bytes | str, model: type[RunRequest] = RunRequest) -> RunRequest:
+def parse_body(body: bytes | str, model: type[BaseModel] = RunRequest):
     try:
         return model.model_validate_json(body)
     except ValidationError as e:
         raise _describe(e.errors()[0]) from None
 
 
-def run_spec(req: RunRequest, config: RunnerConfig) -> RunSpec:
-    """Check a request against the server's rules and ceilings: the same messages from every door."""
-    lang = languages.get(req.language)
+def check_language(name: str) -> languages.Language:
+    lang = languages.get(name)
     if lang is None:
-        raise RequestError(404, f"unknown language '{req.language}'", languages=languages.names())
-    size = len(req.code.encode()) + sum(len(v.encode()) for v in req.files.values())
+        raise RequestError(404, f"unknown language '{name}'", languages=languages.names())
+    return lang
+
+
+def check_code_size(size: int, config: RunnerConfig) -> None:
     if size > config.max_code_bytes:
         raise RequestError(
             413, f"code is {size} bytes; the ceiling is {config.max_code_bytes} bytes", field="code"
         )
+
+
+def run_spec(req: RunRequest, config: RunnerConfig) -> RunSpec:
+    """Check a request against the server's rules and ceilings: the same messages from every door."""
+    lang = check_language(req.language)
+    check_code_size(len(req.code.encode()) + sum(len(v.encode()) for v in req.files.values()), config)
     for i, arg in enumerate(req.args):
         if "\0" in arg:
             raise RequestError(400, f"field 'args' item {i} contains a NUL character", field="args")

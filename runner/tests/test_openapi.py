@@ -20,6 +20,8 @@ def test_it_lists_every_endpoint(client):
         "/api/runtimes",
         "/api/executions/{id}",
         "/api/openapi.json",
+        "/api/snippets",
+        "/api/snippets/{id}",
     }
     assert list(paths["/api/execute"]) == ["post"]
     assert {p["name"] for p in paths["/api/run/{language}"]["get"]["parameters"]} == {

@@ -1,0 +1,57 @@
+// The code editor: CodeMirror 6 with the four languages, a light and a dark theme.
+import { indentWithTab } from "@codemirror/commands";
+import { javascript } from "@codemirror/lang-javascript";
+import { python } from "@codemirror/lang-python";
+import { StreamLanguage } from "@codemirror/language";
+import { shell } from "@codemirror/legacy-modes/mode/shell";
+import { Compartment, EditorState, Prec } from "@codemirror/state";
+import { oneDark } from "@codemirror/theme-one-dark";
+import { EditorView, keymap } from "@codemirror/view";
+import { basicSetup } from "codemirror";
+
+const MODES = {
+  python: () => python(),
+  javascript: () => javascript(),
+  typescript: () => javascript({ typescript: true }),
+  bash: () => StreamLanguage.define(shell),
+};
+
+export function createEditor(parent, { language, doc = "", dark = false, readOnly = false, onRun, label = "Code" }) {
+  const mode = new Compartment();
+  const theme = new Compartment();
+  const view = new EditorView({
+    parent,
+    state: EditorState.create({
+      doc,
+      extensions: [
+        Prec.highest(keymap.of([{ key: "Mod-Enter", run: () => (onRun(), true) }])),
+        basicSetup,
+        keymap.of([indentWithTab]),
+        mode.of(MODES[language]()),
+        theme.of(dark ? oneDark : []),
+        EditorState.readOnly.of(readOnly),
+        EditorView.contentAttributes.of({ "aria-label": label }),
+      ],
+    }),
+  });
+  return {
+    view,
+    getCode: () => view.state.doc.toString(),
+    setCode(text) {
+      view.dispatch({ changes: { from: 0, to: view.state.doc.length, insert: text } });
+    },
+    setLanguage(name) {
+      view.dispatch({ effects: mode.reconfigure(MODES[name]()) });
+    },
+    setDark(on) {
+      view.dispatch({ effects: theme.reconfigure(on ? oneDark : []) });
+    },
+  };
+}
+
+// Follow the system's light or dark preference, now and when it changes.
+export function followColorScheme(apply) {
+  const query = window.matchMedia("(prefers-color-scheme: dark)");
+  apply(query.matches);
+  query.addEventListener("change", (event) => apply(event.matches));
+}

@@ -1,0 +1,81 @@
+// The editor page at / and /s/<id>.
+import { createEditor, followColorScheme } from "./codemirror.js";
+import { attachRunner } from "./session.js";
+
+const config = JSON.parse(document.getElementById("page-config").textContent);
+const examples = Object.fromEntries(config.languages.map((l) => [l.name, l.example]));
+const $ = (id) => document.getElementById(id);
+const language = $("language");
+const stdin = $("stdin");
+const start = config.snippet || { language: "python", code: examples.python, stdin: "" };
+
+language.value = start.language;
+stdin.value = start.stdin;
+let runner;
+const editor = createEditor($("editor"), { language: start.language, doc: start.code, onRun: () => runner.run() });
+followColorScheme((dark) => editor.setDark(dark));
+
+runner = attachRunner({
+  base: location.origin,
+  button: $("run"),
+  output: $("output"),
+  prompt: $("prompt"),
+  getRequest() {
+    const request = { language: language.value, code: editor.getCode() };
+    // Given input is the whole of stdin; without any, the program's input is typed live.
+    if (stdin.value) request.stdin = stdin.value;
+    else request.interactive = true;
+    return request;
+  },
+});
+
+language.addEventListener("change", () => {
+  editor.setLanguage(language.value);
+  editor.setCode(examples[language.value]);
+});
+
+document.addEventListener("keydown", (event) => {
+  const inEditor = editor.view.dom.contains(event.target); // the editor has its own binding
+  if ((event.ctrlKey || event.metaKey) && event.key === "Enter" && !inEditor) {
+    event.preventDefault();
+    runner.run();
+  }
+});
+
+async function copy(text, button) {
+  try {
+    await navigator.clipboard.writeText(text);
+  } catch {
+    const area = Object.assign(document.createElement("textarea"), { value: text });
+    document.body.append(area);
+    area.select();
+    document.execCommand("copy");
+    area.remove();
+  }
+  const label = button.textContent;
+  button.textContent = "Copied";
+  setTimeout(() => (button.textContent = label), 1500);
+}
+
+$("share").addEventListener("click", async () => {
+  const status = $("share-status");
+  status.textContent = "Saving…";
+  try {
+    const response = await fetch("/api/snippets", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ language: language.value, code: editor.getCode(), stdin: stdin.value }),
+    });
+    const body = await response.json();
+    if (!response.ok) throw new Error(body.error || `HTTP ${response.status}`);
+    $("share-link").value = body.url;
+    $("embed-code").value = `<iframe src="${body.embedUrl}" width="100%" height="320" style="border:0" loading="lazy" title="Runnable code"></iframe>`;
+    $("share-panel").hidden = false;
+    status.textContent = "";
+    history.replaceState(null, "", `/s/${body.id}`);
+  } catch (e) {
+    status.textContent = `Could not share: ${e.message}`;
+  }
+});
+$("copy-link").addEventListener("click", (e) => copy($("share-link").value, e.currentTarget));
+$("copy-embed").addEventListener("click", (e) => copy($("embed-code").value, e.currentTarget));

@@ -1,0 +1,40 @@
+// /embed/<id>: the compact page made for iframes.
+import { createEditor, followColorScheme } from "./codemirror.js";
+import { attachRunner } from "./session.js";
+
+const config = JSON.parse(document.getElementById("page-config").textContent);
+const snippet = config.snippet;
+const $ = (id) => document.getElementById(id);
+let runner;
+const editor = createEditor($("editor"), {
+  language: snippet.language,
+  doc: snippet.code,
+  readOnly: config.readonly,
+  onRun: () => runner.run(),
+});
+if (config.theme) {
+  document.documentElement.dataset.theme = config.theme;
+  editor.setDark(config.theme === "dark");
+} else {
+  followColorScheme((dark) => editor.setDark(dark));
+}
+runner = attachRunner({
+  base: location.origin,
+  button: $("run"),
+  output: $("output"),
+  prompt: $("prompt"),
+  getRequest: () =>
+    snippet.stdin
+      ? { language: snippet.language, code: editor.getCode(), stdin: snippet.stdin }
+      : { language: snippet.language, code: editor.getCode(), interactive: true },
+});
+
+// Tell the host page our height, so it can size the frame.
+let lastHeight = 0;
+new ResizeObserver(() => {
+  const height = Math.ceil(document.documentElement.getBoundingClientRect().height);
+  if (height !== lastHeight && window.parent !== window) {
+    lastHeight = height;
+    window.parent.postMessage({ type: "playground:height", id: snippet.id, height }, "*");
+  }
+}).observe(document.body);

@@ -1,0 +1,72 @@
+import hashlib
+import json
+
+from django.db import models
+from django.urls import reverse
+
+ID_LENGTH = 11
+BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def content_id(language: str, code: str, stdin: str, title: str) -> str:
+    """A short id derived from the content, so the same code always gets the same link."""
+    digest = hashlib.sha256(json.dumps([language, code, stdin, title]).encode()).digest()
+    number = int.from_bytes(digest[:16], "big")
+    chars = []
+    for _ in range(ID_LENGTH):
+        number, rest = divmod(number, 62)
+        chars.append(BASE62[rest])
+    return "".join(chars)
+
+
+class SnippetQuerySet(models.QuerySet):
+    def for_content(
+        self, language: str, code: str, stdin: str = "", title: str = ""
+    ) -> tuple["Snippet", bool]:
+        """The snippet for this content, saved now if it is new: (snippet, created)."""
+        return self.get_or_create(
+            id=content_id(language, code, stdin, title),
+            defaults={"language": language, "code": code, "stdin": stdin, "title": title},
+        )
+
+
+class Snippet(models.Model):
+    """Saved code behind a share link. Immutable: an edit is a new snippet (a fork)."""
+
+    id = models.CharField(primary_key=True, max_length=ID_LENGTH, editable=False)
+    language = models.CharField(max_length=32)
+    code = models.TextField()
+    stdin = models.TextField(blank=True)
+    title = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = SnippetQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.title or f"{self.language} snippet {self.id}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("snippet", args=[self.id])
+
+    def embed_url(self) -> str:
+        return reverse("embed", args=[self.id])
+
+    def links(self, request) -> dict:
+        return {
+            "id": self.id,
+            "url": request.build_absolute_uri(self.get_absolute_url()),
+            "embedUrl": request.build_absolute_uri(self.embed_url()),
+        }
+
+    def to_dict(self, request) -> dict:
+        return {
+            **self.links(request),
+            "language": self.language,
+            "code": self.code,
+            "stdin": self.stdin,
+            "title": self.title,
+            "createdAt": self.created_at.isoformat().replace("+00:00", "Z"),
+        }
