@@ -15,7 +15,7 @@ PY := $(VENV)/bin/python
 # it starts several times faster; libseccomp2 builds the seccomp filter.
 SYSTEM_COMMANDS := bwrap setpriv cc node npm /usr/bin/python3
 
-.PHONY: install system run test lint check clean
+.PHONY: install system browser run test lint check clean
 
 TOOLS := $(TOOLS_DIR)/sandbox-init $(TOOLS_DIR)/esbuild $(TOOLS_DIR)/node-preload.cjs
 
@@ -35,6 +35,10 @@ system:
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkgs >/dev/null; \
 	fi
 	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || { apt-get update -qq; apt-get install -y -qq python3-venv >/dev/null; }
+
+# The browser tests drive Debian's Chromium; no browser is ever downloaded.
+browser:
+	@test -x /usr/bin/chromium || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 $(VENV)/.installed: requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -81,7 +85,7 @@ check: install
 	$(PY) manage.py makemigrations --check --dry-run -v 0
 	RUNNER_TOOLS_DIR=$(TOOLS_DIR) $(PY) manage.py sandbox_check
 
-test: lint
+test: lint browser
 	$(PY) manage.py makemigrations --check --dry-run -v 0
 	$(PY) manage.py collectstatic --noinput -v 0
 	RUNNER_TOOLS_DIR=$(TOOLS_DIR) $(VENV)/bin/pytest
