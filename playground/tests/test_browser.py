@@ -292,3 +292,18 @@ def test_embed_js_makes_pre_blocks_runnable_on_another_origin(server, other_orig
     # Its styles are its own, and the page's don't reach in.
     assert first.get_by_role("button", name="Run").evaluate("e => getComputedStyle(e).fontSize") != "40px"
     assert page.locator("#host-button").evaluate("e => getComputedStyle(e).fontSize") == "40px"
+
+
+def test_without_websockets_the_page_falls_back_to_one_request(server, browser):
+    context = browser.new_context()
+    context.add_init_script("delete window.WebSocket")
+    page = context.new_page()
+    requests = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(server.url)
+    set_code(page, "print('over http')")
+    page.get_by_role("button", name="Run").click()
+    expect(output(page)).to_contain_text("over http")
+    expect(output(page)).to_contain_text("exit code 0")
+    context.close()
+    assert any(url.endswith("/api/execute") for url in requests)
