@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from . import conf, languages, sandbox
+from . import isolation as isolation_probe
 from .schemas import RunResult, RunSpec
 
 log = logging.getLogger(__name__)
@@ -123,19 +124,19 @@ def slots() -> Slots:
         return _slots[1]
 
 
-_isolation: dict[sandbox.Host, list[sandbox.Layer]] = {}
+_isolation: dict[sandbox.Host, list[isolation_probe.Layer]] = {}
 
 
-def isolation_failure(layers: list[sandbox.Layer]) -> str | None:
+def isolation_failure(layers: list[isolation_probe.Layer]) -> str | None:
     broken = [f"{layer.name}: {layer.detail}" for layer in layers if layer.required and not layer.on]
     return "; ".join(broken) or None
 
 
-async def isolation() -> list[sandbox.Layer]:
+async def isolation() -> list[isolation_probe.Layer]:
     """Check the sandbox once per process (and host configuration); every run depends on the verdict."""
     host = conf.get().host
     if host not in _isolation:
-        layers = await sandbox.check(host)
+        layers = await isolation_probe.check(host)
         failure = isolation_failure(layers)
         if failure:
             log.error("isolation is not available, so no code will run: %s", failure)

@@ -2,14 +2,14 @@ import asyncio
 
 from django.core.management.base import BaseCommand, CommandError
 
-from runner import conf, executor, sandbox
+from runner import conf, executor, isolation
 
 
 class Command(BaseCommand):
     help = "Start a probe sandbox and print each isolation layer as on or off, with the reason."
 
     def handle(self, *args, **options):
-        layers = asyncio.run(sandbox.check(conf.get().host))
+        layers = asyncio.run(isolation.check(conf.get().host))
         for layer in layers:
             state = self.style.SUCCESS("on ") if layer.on else self.style.ERROR("off")
             need = "" if layer.required else " (optional)"
