@@ -4,6 +4,7 @@ import json
 import os
 
 import pytest
+from django.core.cache import cache
 
 TEST_UID_BASE = 62000
 TEST_CGROUP_PARENT = "code-playground-test"
@@ -16,6 +17,10 @@ def _test_host(settings):
     settings.RUNNER_UID_BASE = TEST_UID_BASE
     settings.RUNNER_CGROUP_PARENT = TEST_CGROUP_PARENT
     settings.RUNNER_TOOLS_DIR = os.environ.get("RUNNER_TOOLS_DIR", "/opt/code-playground")
+    # Every test runs as one client from one address: the fair-use tests set their own limits.
+    settings.RUNNER_RATE_LIMIT = "off"
+    settings.RUNNER_CLIENT_CONCURRENCY = 64
+    cache.clear()
 
 
 class Api:
@@ -50,6 +55,7 @@ class Server:
 
         self.base = Path(settings.BASE_DIR)
         self.data = Path(data_dir)
+        self.data.mkdir(parents=True, exist_ok=True)
         self.env = {**os.environ, "DATA_DIR": str(self.data), **env}
         self.log_path = self.data / "server.log"
         self.proc = None

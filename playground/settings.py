@@ -121,8 +121,22 @@ DATABASES = {
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# In memory by default; with REDIS_URL, several server processes share one layer.
+# In memory by default; with REDIS_URL, several server processes share the channel
+# layer and the cache (rate limits and concurrency counts).
 REDIS_URL = env_str("REDIS_URL", "")
+CACHE_KEY_PREFIX = env_str("CACHE_KEY_PREFIX", "playground")
+if REDIS_URL:
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                    "KEY_PREFIX": CACHE_KEY_PREFIX}
+    }  # fmt: skip
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "KEY_PREFIX": CACHE_KEY_PREFIX,
+        }
+    }
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
@@ -168,6 +182,14 @@ RUNNER_RETENTION_HOURS = env_float("RUNNER_RETENTION_HOURS", 24.0)
 RUNNER_TOOLS_DIR = env_str("RUNNER_TOOLS_DIR", "/opt/code-playground")
 RUNNER_UID_BASE = env_int("RUNNER_UID_BASE", 61000, minimum=1000)
 RUNNER_CGROUP_PARENT = env_str("RUNNER_CGROUP_PARENT", "code-playground")
+
+# --- Fair use: rate limits, concurrency per client, API keys ---
+RUNNER_RATE_LIMIT = env_str("RUNNER_RATE_LIMIT", "60/min")  # per anonymous address; "off" disables
+RUNNER_KEY_RATE_LIMIT = env_str("RUNNER_KEY_RATE_LIMIT", "600/min")  # for keys without a rate of their own
+RUNNER_TRUSTED_PROXIES = env_str("RUNNER_TRUSTED_PROXIES", "")  # CIDRs whose X-Forwarded-For is believed
+RUNNER_CLIENT_CONCURRENCY = env_int("RUNNER_CLIENT_CONCURRENCY", 2, minimum=1)
+RUNNER_CLIENT_WAIT = env_float("RUNNER_CLIENT_WAIT", 2.0)  # seconds an extra run waits for its client's turn
+RUNNER_REQUIRE_API_KEY = env_bool("RUNNER_REQUIRE_API_KEY", False)
 
 if RUNNER_TIMEOUT > RUNNER_MAX_TIMEOUT:
     raise ImproperlyConfigured("RUNNER_TIMEOUT must not exceed RUNNER_MAX_TIMEOUT")

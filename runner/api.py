@@ -9,10 +9,10 @@ from django.conf import settings
 from django.http import JsonResponse
 from django.shortcuts import render
 
-from . import conf, executor, openapi, schemas
+from . import conf, executor, fairuse, openapi, schemas
 from .decorators import api, error
 from .models import Execution
-from .schemas import ExecutionRecord, RunRequest, RunResult, Runtime
+from .schemas import ExecutionRecord, RunRequest, RunResult, Runtime, Usage
 
 PRUNE_EVERY_SECONDS = 600
 _last_prune = 0.0
@@ -26,11 +26,22 @@ def _store(spec: schemas.RunSpec, result: RunResult) -> None:
         Execution.objects.prune()
 
 
-async def _run(req: RunRequest) -> JsonResponse:
-    spec = schemas.run_spec(req, conf.get())
-    result = await executor.Run(spec).result()
+async def _run(request, req: RunRequest) -> JsonResponse:
+    client = request.client
+    spec = schemas.run_spec(req, conf.get(), client.key)
+    admitted = await fairuse.admit(client)
+    try:
+        result = await executor.Run(spec).result()
+    except (executor.Busy, executor.Unavailable):
+        await fairuse.refund(admitted)  # it never ran
+        raise
+    finally:
+        await admitted.release()
     await sync_to_async(_store)(spec, result)
-    return JsonResponse(result.to_wire())
+    response = JsonResponse(result.to_wire())
+    for name, value in admitted.headers().items():
+        response[name] = value
+    return response
 
 
 @api(
@@ -38,10 +49,11 @@ async def _run(req: RunRequest) -> JsonResponse:
     "Run code",
     request=RunRequest,
     response=RunResult,
-    errors=(400, 404, 405, 413, 503),
+    errors=(400, 401, 402, 404, 405, 413, 429, 503),
+    metered=True,
 )
 async def execute(request):
-    return await _run(schemas.parse_body(request.body))
+    return await _run(request, schemas.parse_body(request.body))
 
 
 @api(
@@ -50,13 +62,14 @@ async def execute(request):
     response=RunResult,
     query=(("code", True, "The program's source."), ("stdin", False, "The program's standard input.")),
     path_params={"language": "A language name or alias, in any case."},
-    errors=(400, 404, 405, 413, 503),
+    errors=(400, 401, 402, 404, 405, 413, 429, 503),
+    metered=True,
 )
 async def run(request, language: str):
     if "code" not in request.GET:
         return error(400, "query parameter 'code' is required", field="code")
     req = RunRequest(language=language, code=request.GET["code"], stdin=request.GET.get("stdin", ""))
-    return await _run(req)
+    return await _run(request, req)
 
 
 @api("GET", "The languages and their real versions", response=Runtime, many=True, errors=(405,))
@@ -77,6 +90,21 @@ async def execution(request, id):
         hours = conf.get().retention_hours
         return error(404, f"no execution {id}: it never existed, or is older than the {hours:g} h retention")
     return JsonResponse(found.to_dict())
+
+
+@api(
+    "GET",
+    "What the API key used: runs, credits left, its rate",
+    response=Usage,
+    errors=(401, 405),
+    metered=True,
+)
+async def usage(request):
+    key = request.client.key
+    if key is None:
+        return error(401, "send an API key (Authorization: Bearer <key> or X-API-Key) to see its usage")
+    await key.arefresh_from_db()
+    return JsonResponse(key.usage())
 
 
 @api("GET", "This OpenAPI document", errors=(405,))

@@ -16,11 +16,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from urllib.parse import parse_qsl
 
 from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from . import conf, executor, schemas
+from . import conf, executor, fairuse, schemas
 from .models import Execution
 from .sandbox import SandboxError
 
@@ -36,6 +37,7 @@ class ExecuteConsumer(AsyncWebsocketConsumer):
         self.task: asyncio.Task | None = None
         self.spec: schemas.RunSpec | None = None
         self.sent_stdin: list[str] = []
+        self.admitted: fairuse.Pass | None = None
         self.gone = False
         await self.accept()
 
@@ -82,7 +84,10 @@ class ExecuteConsumer(AsyncWebsocketConsumer):
             return await self.error("this socket already has a run; open another socket for the next")
         try:
             req = schemas.parse_body(raw, schemas.SocketRun)
-            self.spec = schemas.run_spec(req, conf.get())
+            client = await self.identify()
+            self.spec = schemas.run_spec(req, conf.get(), client.key)
+            # The same rate limit, concurrency and credits as REST runs.
+            self.admitted = await fairuse.admit(client)
         except schemas.RequestError as e:
             return await self.error(e.message, close=True)
         self.run = executor.Run(self.spec, interactive=req.interactive)
@@ -110,8 +115,22 @@ class ExecuteConsumer(AsyncWebsocketConsumer):
             return await self.error("send a run first", close=True)
         self.run.kill()
 
+    async def identify(self) -> fairuse.Client:
+        headers = {k.decode().lower(): v.decode("latin-1") for k, v in self.scope.get("headers", [])}
+        query = dict(parse_qsl(self.scope.get("query_string", b"").decode()))
+        # Browsers can't set headers on a websocket, so a key may also come as ?api_key=.
+        key = await sync_to_async(fairuse.find_key)(fairuse.presented_key(headers, query))
+        peer = (self.scope.get("client") or [""])[0] or ""
+        return fairuse.Client(fairuse.client_address(peer, headers.get("x-forwarded-for")), key)
+
     async def forward(self) -> None:
         """Drive the run, forwarding each event as it happens; store it; close normally."""
+        try:
+            await self._forward()
+        finally:
+            await self.admitted.release()
+
+    async def _forward(self) -> None:
         try:
             async for event in self.run.events():
                 if isinstance(event, executor.Started):

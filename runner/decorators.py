@@ -6,10 +6,12 @@ import functools
 import logging
 from dataclasses import dataclass, field
 
+from asgiref.sync import sync_to_async
 from django.core.exceptions import RequestDataTooBig
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from . import fairuse
 from .executor import Busy, Unavailable
 from .sandbox import SandboxError
 from .schemas import RequestError
@@ -35,8 +37,21 @@ def error(status: int, message: str, **extra) -> JsonResponse:
     return JsonResponse({"error": message, **extra}, status=status)
 
 
-def api(method: str, summary: str, **openapi):
-    """An async JSON endpoint that answers every failure with a clear JSON error."""
+async def identify(request) -> fairuse.Client:
+    """Who is calling: the API key presented (401 if unknown or revoked), and the address."""
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    key = await sync_to_async(fairuse.find_key)(fairuse.presented_key(headers))
+    address = fairuse.client_address(
+        request.META.get("REMOTE_ADDR", ""), request.META.get("HTTP_X_FORWARDED_FOR")
+    )
+    return fairuse.Client(address, key)
+
+
+def api(method: str, summary: str, metered: bool = False, **openapi):
+    """An async JSON endpoint that answers every failure with a clear JSON error.
+
+    metered: the view runs code, so the caller is identified first (request.client).
+    """
 
     def decorate(view):
         @csrf_exempt
@@ -47,9 +62,14 @@ def api(method: str, summary: str, **openapi):
                 response["Allow"] = f"{method}, OPTIONS"
                 return response
             try:
+                if metered:
+                    request.client = await identify(request)
                 return await view(request, *args, **kwargs)
             except RequestError as e:
-                return JsonResponse(e.to_wire(), status=e.status)
+                response = JsonResponse(e.to_wire(), status=e.status)
+                for name, value in e.headers.items():
+                    response[name] = value
+                return response
             except RequestDataTooBig:
                 return error(413, "the request body is over the 1 MiB limit")
             except Busy as e:

@@ -7,7 +7,7 @@ from django.utils.decorators import sync_and_async_middleware
 API_PREFIX = "/api/"
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
-    "Access-Control-Expose-Headers": "Retry-After",
+    "Access-Control-Expose-Headers": "Retry-After, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset",
 }
 PREFLIGHT_HEADERS = {
     **CORS_HEADERS,

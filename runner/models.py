@@ -1,3 +1,5 @@
+import hashlib
+import secrets
 import uuid
 from datetime import timedelta
 
@@ -93,3 +95,71 @@ class Execution(models.Model):
             created_at=self.created_at,
         )
         return record.model_dump(mode="json", by_alias=True)
+
+
+class ApiKeyQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(revoked_at__isnull=True)
+
+
+class ApiKey(models.Model):
+    """A client's key: only its SHA-256 and a short prefix are stored, never the key itself."""
+
+    PREFIX_LENGTH = 10
+
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=PREFIX_LENGTH, editable=False, help_text="Shown to tell keys apart.")
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    rate = models.CharField(
+        max_length=20, blank=True, help_text="Like 600/min, 5/s, 1000/h; blank: RUNNER_KEY_RATE_LIMIT."
+    )
+    credits = models.PositiveIntegerField(null=True, blank=True, help_text="One per run; blank: unlimited.")
+    concurrency = models.PositiveIntegerField(default=4)
+    max_timeout_ms = models.PositiveIntegerField(null=True, blank=True, help_text="A higher timeout ceiling.")
+    max_memory_mib = models.PositiveIntegerField(null=True, blank=True, help_text="A higher memory ceiling.")
+    runs = models.PositiveIntegerField(default=0)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiKeyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @staticmethod
+    def hash(secret: str) -> str:
+        return hashlib.sha256(secret.encode()).hexdigest()
+
+    @classmethod
+    def issue(cls, name: str, **fields) -> tuple["ApiKey", str]:
+        """Make a key; the plain secret is returned once, here, and never stored."""
+        secret = "pgk_" + secrets.token_urlsafe(32)
+        key = cls.objects.create(
+            name=name, prefix=secret[: cls.PREFIX_LENGTH], key_hash=cls.hash(secret), **fields
+        )
+        return key, secret
+
+    def revoke(self) -> None:
+        self.revoked_at = timezone.now()
+        self.save(update_fields=["revoked_at"])
+
+    def rate_limit(self):
+        from django.conf import settings
+
+        from .fairuse import setting_rate
+
+        return setting_rate("API key rate", self.rate or settings.RUNNER_KEY_RATE_LIMIT)
+
+    def usage(self) -> dict:
+        rate = self.rate_limit()
+        return {
+            "name": self.name,
+            "runs": self.runs,
+            "creditsRemaining": self.credits,
+            "rateLimit": str(rate) if rate else None,
+        }

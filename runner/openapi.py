@@ -13,9 +13,12 @@ from .schemas import ErrorResponse
 REF = "#/components/schemas/{model}"
 STATUS_TEXT = {
     400: "The request is malformed or a field is wrong; the error names the field.",
+    401: "An unknown or revoked API key, or none where one is required.",
+    402: "The API key has no credits left.",
     404: "Not found (an unknown language lists the known ones).",
     405: "Wrong method.",
     413: "The code, or the whole body, is over its ceiling.",
+    429: "Over the rate limit or the runs allowed at once (see Retry-After and retryAfter).",
     503: "Every slot is busy (see Retry-After), or the host can't isolate code.",
 }
 CONVERTER_FORMATS = {"uuid": {"type": "string", "format": "uuid"}, "int": {"type": "integer"}}

@@ -98,6 +98,7 @@ class Runtime(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: str
+    retry_after: int | None = Field(None, alias="retryAfter", description="Seconds to wait, with 429.")
     field: str | None = Field(None, description="The request field at fault, when there is one.")
     languages: list[str] | None = Field(None, description="The languages there are, for an unknown one.")
 
@@ -130,10 +131,11 @@ class SnippetRecord(SnippetLinks):
 class RequestError(Exception):
     """A bad request, with the HTTP status and the JSON body it answers with."""
 
-    def __init__(self, status: int, message: str, **extra):
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None, **extra):
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = headers or {}
         self.extra = extra
 
     def to_wire(self) -> dict:
@@ -206,7 +208,16 @@ def check_code_size(size: int, config: RunnerConfig) -> None:
         )
 
 
-def run_spec(req: RunRequest, config: RunnerConfig) -> RunSpec:
+class Usage(BaseModel):
+    """GET /api/usage: what an API key has used."""
+
+    name: str
+    runs: int
+    credits_remaining: int | None = Field(alias="creditsRemaining", description="null: unlimited.")
+    rate_limit: str | None = Field(alias="rateLimit", description="Like 600/min; null: none.")
+
+
+def run_spec(req: RunRequest, config: RunnerConfig, key=None) -> RunSpec:
     """Check a request against the server's rules and ceilings: the same messages from every door."""
     lang = check_language(req.language)
     check_code_size(len(req.code.encode()) + sum(len(v.encode()) for v in req.files.values()), config)
@@ -215,11 +226,14 @@ def run_spec(req: RunRequest, config: RunnerConfig) -> RunSpec:
             raise RequestError(400, f"field 'args' item {i} contains a NUL character", field="args")
     _check_files(req.files, lang, config)
     limits = config.defaults
+    # An API key may carry higher ceilings of its own.
+    max_timeout = (key and key.max_timeout_ms) or config.max_timeout_ms
+    max_memory = (key and key.max_memory_mib) or config.max_memory_mib
     if req.timeout is not None:
-        _check_range("timeout", req.timeout, 1, config.max_timeout_ms, "ms")
+        _check_range("timeout", req.timeout, 1, max_timeout, "ms")
         limits = replace(limits, timeout_ms=req.timeout)
     if req.memory is not None:
-        _check_range("memory", req.memory, MIN_MEMORY_MIB, config.max_memory_mib, "MiB")
+        _check_range("memory", req.memory, MIN_MEMORY_MIB, max_memory, "MiB")
         limits = replace(limits, memory_mib=req.memory)
     return RunSpec(lang, req.code, req.stdin, tuple(req.args), dict(req.files), limits)
 

@@ -7,6 +7,7 @@ urlpatterns = [
     path("run/<str:language>", api.run, name="run"),
     path("runtimes", api.runtimes, name="runtimes"),
     path("executions/<uuid:id>", api.execution, name="execution"),
+    path("usage", api.usage, name="usage"),
     path("openapi.json", api.openapi_json, name="openapi"),
     path("docs", api.docs, name="docs"),
 ]

@@ -47,7 +47,13 @@ def server_state(pid: int) -> tuple[int, int]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    env = {"RUNNER_UID_BASE": str(TEST_UID_BASE), "RUNNER_CGROUP_PARENT": TEST_CGROUP_PARENT}
+    # One address sends all 200 runs: the per-client limits are off, the server's slots and queue are not.
+    env = {
+        "RUNNER_UID_BASE": str(TEST_UID_BASE),
+        "RUNNER_CGROUP_PARENT": TEST_CGROUP_PARENT,
+        "RUNNER_RATE_LIMIT": "off",
+        "RUNNER_CLIENT_CONCURRENCY": str(CLIENTS),
+    }
     with Server(tmp_path_factory.mktemp("load"), **env) as running:
         yield running
 

@@ -22,6 +22,7 @@ def test_it_lists_every_endpoint(client):
         "/api/openapi.json",
         "/api/snippets",
         "/api/snippets/{id}",
+        "/api/usage",
     }
     assert list(paths["/api/execute"]) == ["post"]
     assert {p["name"] for p in paths["/api/run/{language}"]["get"]["parameters"]} == {
@@ -29,7 +30,17 @@ def test_it_lists_every_endpoint(client):
         "code",
         "stdin",
     }
-    assert set(paths["/api/execute"]["post"]["responses"]) == {"200", "400", "404", "405", "413", "503"}
+    assert set(paths["/api/execute"]["post"]["responses"]) == {
+        "200",
+        "400",
+        "401",
+        "402",
+        "404",
+        "405",
+        "413",
+        "429",
+        "503",
+    }
 
 
 def test_its_schemas_use_the_wire_field_names(client):
