@@ -45,6 +45,9 @@ def api(client, db):
     return Api(client)
 
 
+_collected = False
+
+
 class Server:
     """The real server, started as `make run` starts it, on a free loopback port, in its own data dir."""
 
@@ -70,6 +73,12 @@ class Server:
         subprocess.run(
             [python, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=self.base, env=self.env, check=True
         )
+        global _collected
+        if not _collected:  # once per test session, as make run does before serving
+            subprocess.run(
+                [python, "manage.py", "collectstatic", "--noinput", "-v", "0"], cwd=self.base, check=True
+            )
+            _collected = True
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]

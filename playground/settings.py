@@ -154,10 +154,12 @@ STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / ".build" / "staticfiles
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    # collectstatic (make run) writes compressed copies; finders serve a fresh build without it.
+    # collectstatic (make run, make test) writes gzip copies beside each file, and WhiteNoise
+    # serves those to clients that accept them.
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
-WHITENOISE_USE_FINDERS = True
+# In development, serve straight from static/ (a fresh frontend build needs no collectstatic).
+WHITENOISE_USE_FINDERS = DEBUG
 
 # Requests: a body over 1 MiB is refused with 413 before it is read.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("RUNNER_MAX_BODY", 1 << 20, minimum=1024)

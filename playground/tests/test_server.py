@@ -67,6 +67,15 @@ def test_a_chunked_body_over_the_limit_is_refused(server):
     assert status == 413
 
 
+def test_static_files_are_served_compressed(server):
+    status, headers, body = server.request(
+        "/static/build/editor-page.js", headers={"Accept-Encoding": "gzip"}
+    )
+    assert status == 200
+    assert headers["content-encoding"] == "gzip"
+    assert len(body) < 300_000
+
+
 def test_pages_and_docs_are_served(server):
     assert server.request("/")[0] == 200
     status, headers, body = server.request("/api/docs")
