@@ -15,7 +15,7 @@ PY := $(VENV)/bin/python
 # it starts several times faster; libseccomp2 builds the seccomp filter.
 SYSTEM_COMMANDS := bwrap setpriv cc node npm /usr/bin/python3
 
-.PHONY: install system browser run test lint check clean
+.PHONY: install system browser run test lint check bench clean
 
 TOOLS := $(TOOLS_DIR)/sandbox-init $(TOOLS_DIR)/esbuild $(TOOLS_DIR)/node-preload.cjs
 
@@ -89,6 +89,11 @@ test: lint browser
 	$(PY) manage.py makemigrations --check --dry-run -v 0
 	$(PY) manage.py collectstatic --noinput -v 0
 	RUNNER_TOOLS_DIR=$(TOOLS_DIR) $(VENV)/bin/pytest
+
+# Latency, throughput and memory against a bare interpreter, in one interleaved run (bench/run.py).
+bench: install
+	$(PY) manage.py collectstatic --noinput -v 0
+	RUNNER_TOOLS_DIR=$(TOOLS_DIR) $(PY) bench/run.py
 
 clean:
 	rm -rf $(VENV) runtimes/node_modules frontend/node_modules static/build .build

@@ -1,0 +1,279 @@
+"""make bench: the run path measured against a bare interpreter, interleaved in one run on one machine.
+
+Starts the server as `make run` does (manage.py serve) on a free loopback port, then measures:
+  - p50/p95 latency of POST /api/execute for print(1) in each language, over one keep-alive
+    connection, 30 runs after a warm-up, interleaved with the bare interpreter started with a
+    clean environment (no sandbox), so both see the same machine at the same moment;
+  - throughput: 60 Python runs from 4 concurrent clients, against 60 bare runs on 2 workers;
+  - resident memory of the server and everything under it, idle and under that load.
+Prints a table with the ratios and writes bench/results/latest.json. Figures are ratios to the
+baseline of the same run; no number here is a test.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+
+BASE = Path(__file__).resolve().parent.parent
+RESULTS = BASE / "bench" / "results"
+RUNS = 30
+WARMUP = 5
+THROUGHPUT_RUNS = 60
+CLEAN_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+PROGRAMS = {
+    "python": ("print(1)", ["/usr/bin/python3", "-c", "print(1)"]),
+    "javascript": ("console.log(1)", ["/usr/bin/node", "-e", "console.log(1)"]),
+    "typescript": ("const n: number = 1;\nconsole.log(n)", None),  # compared with the JavaScript API
+    "bash": ("echo 1", ["/bin/bash", "-c", "echo 1"]),
+}
+TARGETS = {
+    "python": (
+        "p50 <= 0.6 x bare python3 -c",
+        lambda r: r["python"]["api_p50"] <= 0.6 * r["python"]["bare_p50"],
+    ),
+    "javascript": (
+        "p50 <= 0.35 x bare node -e",
+        lambda r: r["javascript"]["api_p50"] <= 0.35 * r["javascript"]["bare_p50"],
+    ),
+    "bash": ("p50 <= bare + 8 ms", lambda r: r["bash"]["api_p50"] <= r["bash"]["bare_p50"] + 8),
+    "typescript": (
+        "p50 <= 1.2 x JavaScript API",
+        lambda r: r["typescript"]["api_p50"] <= 1.2 * r["javascript"]["api_p50"],
+    ),
+}
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * p
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def tree_rss_kib(pid: int) -> int:
+    """Resident memory of a process and all its descendants, in KiB."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                children.setdefault(ppid, []).append(int(entry))
+            except (FileNotFoundError, ProcessLookupError, IndexError):
+                pass
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            with open(f"/proc/{current}/status") as f:
+                total += next((int(line.split()[1]) for line in f if line.startswith("VmRSS:")), 0)
+        except FileNotFoundError:
+            pass
+        todo += children.get(current, [])
+    return total
+
+
+class Api:
+    """One keep-alive connection to the server."""
+
+    def __init__(self, port: int):
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+
+    def run(self, language: str, code: str) -> float:
+        body = json.dumps({"language": language, "code": code})
+        start = time.perf_counter()
+        self.conn.request("POST", "/api/execute", body, {"Content-Type": "application/json"})
+        response = self.conn.getresponse()
+        data = response.read()
+        elapsed = (time.perf_counter() - start) * 1000
+        result = json.loads(data)
+        if response.status != 200 or result.get("stdout") != "1\n":
+            raise SystemExit(f"bench: a {language} run went wrong: {response.status} {data[:300]!r}")
+        return elapsed
+
+
+def bare(argv: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(argv, env=CLEAN_ENV, stdout=subprocess.DEVNULL, check=True)
+    return (time.perf_counter() - start) * 1000
+
+
+def start_server(data: Path) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATA_DIR": str(data),
+        "RUNNER_RATE_LIMIT": "off",  # the bench is one client sending many runs
+        "RUNNER_CLIENT_CONCURRENCY": "8",
+        "RUNNER_UID_BASE": "63000",
+        "RUNNER_CGROUP_PARENT": "code-playground-bench",
+    }
+    python = sys.executable
+    subprocess.run([python, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=BASE, env=env, check=True)
+    log = open(data / "server.log", "w")
+    proc = subprocess.Popen(
+        [python, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=BASE, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    for _ in range(400):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.1):
+                return proc, port
+        except OSError:
+            if proc.poll() is not None:
+                raise SystemExit(
+                    f"bench: the server did not start: {(data / 'server.log').read_text()}"
+                ) from None
+            time.sleep(0.05)
+    raise SystemExit("bench: the server did not start listening")
+
+
+def latency(port: int) -> dict:
+    api = Api(port)
+    for language, (code, _) in PROGRAMS.items():
+        for _ in range(WARMUP):
+            api.run(language, code)
+    samples = {lang: {"api": [], "bare": []} for lang in PROGRAMS}
+    for _ in range(RUNS):  # interleaved: each round measures everything once
+        for language, (code, argv) in PROGRAMS.items():
+            samples[language]["api"].append(api.run(language, code))
+            if argv:
+                samples[language]["bare"].append(bare(argv))
+    out = {}
+    for language, s in samples.items():
+        row = {"api_p50": percentile(s["api"], 0.5), "api_p95": percentile(s["api"], 0.95)}
+        if s["bare"]:
+            row.update(bare_p50=percentile(s["bare"], 0.5), bare_p95=percentile(s["bare"], 0.95))
+        out[language] = row
+    return out
+
+
+def throughput(port: int, server_pid: int) -> dict:
+    peak = {"rss": 0}
+    stop = threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            peak["rss"] = max(peak["rss"], tree_rss_kib(server_pid))
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    local = threading.local()
+
+    def one(_):
+        if not hasattr(local, "api"):
+            local.api = Api(port)
+        local.api.run("python", "print(1)")
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(one, range(THROUGHPUT_RUNS)))
+    api_seconds = time.perf_counter() - start
+    stop.set()
+    sampler.join()
+    start = time.perf_counter()
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(lambda _: bare(PROGRAMS["python"][1]), range(THROUGHPUT_RUNS)))
+    bare_seconds = time.perf_counter() - start
+    return {
+        "api_runs_per_s": THROUGHPUT_RUNS / api_seconds,
+        "bare_runs_per_s": THROUGHPUT_RUNS / bare_seconds,
+        "loaded_rss_mib": peak["rss"] / 1024,
+    }
+
+
+def machine() -> str:
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+        "?",
+    )
+    mem = next(int(line.split()[1]) for line in open("/proc/meminfo") if line.startswith("MemTotal"))
+    return f"{os.cpu_count()} cores ({cpu}), {mem / 1024 / 1024:.0f} GiB, Linux {platform.release()}"
+
+
+def main() -> None:
+    data = Path(tempfile.mkdtemp(prefix="playground-bench-"))
+    proc, port = start_server(data)
+    try:
+        lat = latency(port)
+        time.sleep(1)
+        idle = tree_rss_kib(proc.pid) / 1024
+        tput = throughput(port, proc.pid)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        shutil.rmtree(data, ignore_errors=True)
+    results = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "command": "make bench",
+        "latency_ms": lat,
+        "throughput": tput,
+        "idle_rss_mib": idle,
+        "targets": {name: {"target": text, "met": check(lat)} for name, (text, check) in TARGETS.items()},
+    }
+    results["targets"]["throughput"] = {
+        "target": "Python throughput >= 0.6 x the bare loop",
+        "met": tput["api_runs_per_s"] >= 0.6 * tput["bare_runs_per_s"],
+    }
+    results["targets"]["memory"] = {"target": "idle server with pools <= 300 MiB", "met": idle <= 300}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(table(results))
+
+
+def table(r: dict) -> str:
+    lat, t = r["latency_ms"], r["throughput"]
+    lines = [
+        f"{r['date']} · {r['machine']} · `{r['command']}`",
+        "",
+        "| Language | API p50 | API p95 | Bare p50 | Bare p95 | API / bare (p50) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for language, row in lat.items():
+        if "bare_p50" in row:
+            ratio = f"{row['api_p50'] / row['bare_p50']:.2f}"
+            bare_cells = f"{row['bare_p50']:.1f} ms | {row['bare_p95']:.1f} ms"
+        else:
+            ratio = f"{row['api_p50'] / lat['javascript']['api_p50']:.2f} × JavaScript API"
+            bare_cells = "– | –"
+        lines.append(
+            f"| {language} | {row['api_p50']:.1f} ms | {row['api_p95']:.1f} ms | {bare_cells} | {ratio} |"
+        )
+    lines += [
+        "",
+        f"Throughput (60 Python runs): API from 4 clients {t['api_runs_per_s']:.1f} runs/s; bare python3 on 2 workers "
+        f"{t['bare_runs_per_s']:.1f} runs/s; ratio {t['api_runs_per_s'] / t['bare_runs_per_s']:.2f}.",
+        f"Resident memory of the server and its children: idle {r['idle_rss_mib']:.0f} MiB, loaded {t['loaded_rss_mib']:.0f} MiB.",
+        "",
+        "| Target | Met |",
+        "|---|---|",
+    ]
+    lines += [f"| {v['target']} | {'yes' if v['met'] else 'no'} |" for v in r["targets"].values()]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    os.chdir(BASE)
+    sys.path.insert(0, str(BASE))
+    main()
