@@ -167,6 +167,7 @@ class Run:
         self._early_stdin: deque[bytes] = deque()
         self._early_eof = False
         self._flushing = False
+        self._flush_task: asyncio.Task | None = None
 
     async def result(self) -> RunResult:
         """Drive the run to its end and return the result (the REST door's way)."""
@@ -224,10 +225,10 @@ class Run:
             self.box = await sandbox.Sandbox.start(box_spec, config.host, stdin=stdin)
             if self._ended_by:  # killed while starting
                 self.box.kill()
-            yield Started(self.id)
             if self._early_stdin or self._early_eof:
-                self._flushing = True
-                asyncio.create_task(self._flush_early_stdin())
+                self._flushing = True  # from here, later input queues behind the early input
+                self._flush_task = asyncio.create_task(self._flush_early_stdin())
+            yield Started(self.id)
             async for event in self._supervise():
                 yield event
             yield Exited(self._result())
