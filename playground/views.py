@@ -20,7 +20,9 @@ EMBED_THEMES = ("light", "dark")
 def page_config(request, snippet: Snippet | None = None, **extra) -> dict:
     """What the page's script starts from, handed over as JSON in the page."""
     return {
-        "languages": [{"name": lang.name, "example": lang.example} for lang in languages.LANGUAGES],
+        "languages": [
+            {"name": lang.name, "title": lang.title, "example": lang.example} for lang in languages.LANGUAGES
+        ],
         "snippet": snippet.to_dict(request) if snippet else None,
         **extra,
     }

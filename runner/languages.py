@@ -34,6 +34,7 @@ TS_SCRIPT = (
 @dataclass(frozen=True)
 class Language:
     name: str
+    title: str  # as people write it
     aliases: tuple[str, ...]
     filename: str
     command: tuple[str, ...]  # argv inside the sandbox; the user's args follow
@@ -54,6 +55,7 @@ class Language:
 LANGUAGES: tuple[Language, ...] = (
     Language(
         name="python",
+        title="Python",
         aliases=("py", "python3"),
         filename="main.py",
         command=(PYTHON, "main.py"),
@@ -65,6 +67,7 @@ LANGUAGES: tuple[Language, ...] = (
     ),
     Language(
         name="javascript",
+        title="JavaScript",
         aliases=("js", "node"),
         filename="main.js",
         # Plain .js runs as CommonJS unless it uses import/export, as it would in a browser.
@@ -77,6 +80,7 @@ LANGUAGES: tuple[Language, ...] = (
     ),
     Language(
         name="typescript",
+        title="TypeScript",
         aliases=("ts",),
         filename="main.ts",
         command=("/bin/sh", "-c", TS_SCRIPT, "main.ts"),
@@ -88,6 +92,7 @@ LANGUAGES: tuple[Language, ...] = (
     ),
     Language(
         name="bash",
+        title="Bash",
         aliases=("sh",),
         filename="main.sh",
         command=(BASH, "main.sh"),
