@@ -17,7 +17,8 @@ SYSTEM_COMMANDS := bwrap setpriv cc node npm /usr/bin/python3
 
 .PHONY: install system browser run test lint check bench clean
 
-TOOLS := $(TOOLS_DIR)/sandbox-init $(TOOLS_DIR)/esbuild $(TOOLS_DIR)/node-preload.cjs
+SCRIPTS := node-preload.cjs pool-loader.py pool-loader.cjs
+TOOLS := $(TOOLS_DIR)/sandbox-init $(TOOLS_DIR)/esbuild $(addprefix $(TOOLS_DIR)/,$(SCRIPTS))
 
 FRONTEND_SOURCES := $(wildcard frontend/src/*.js)
 
@@ -68,7 +69,8 @@ $(TOOLS_DIR)/esbuild: runtimes/node_modules/.installed
 	@mkdir -p $(TOOLS_DIR) && chmod 0755 $(TOOLS_DIR)
 	install -m 0755 runtimes/node_modules/@esbuild/$$(node -p 'process.platform + "-" + process.arch')/bin/esbuild $@
 
-$(TOOLS_DIR)/node-preload.cjs: runtimes/node-preload.cjs
+# Scripts the sandbox runs: the Node preload, and the pre-warmed sandboxes' loaders.
+$(addprefix $(TOOLS_DIR)/,$(SCRIPTS)): $(TOOLS_DIR)/%: runtimes/%
 	@mkdir -p $(TOOLS_DIR) && chmod 0755 $(TOOLS_DIR)
 	install -m 0644 $< $@
 

@@ -8,6 +8,10 @@ from django.core.cache import cache
 
 TEST_UID_BASE = 62000
 TEST_CGROUP_PARENT = "code-playground-test"
+# Servers the tests start as separate processes: their own uids and cgroups, and
+# (two at once) a distinct uid base each, as two servers on one host must have.
+LIVE_UID_BASES = (64000, 66000)
+LIVE_CGROUP_PARENT = "code-playground-test-live"
 
 
 @pytest.fixture(autouse=True)

@@ -186,6 +186,7 @@ RUNNER_CONCURRENCY = env_int("RUNNER_CONCURRENCY", os.cpu_count() or 1, minimum=
 RUNNER_QUEUE_SIZE = env_int("RUNNER_QUEUE_SIZE", 32, minimum=0)
 RUNNER_QUEUE_WAIT = env_float("RUNNER_QUEUE_WAIT", 30.0)  # seconds a queued run waits for a slot
 RUNNER_RETENTION_HOURS = env_float("RUNNER_RETENTION_HOURS", 24.0)
+RUNNER_POOL_SIZE = env_int("RUNNER_POOL_SIZE", 2)  # pre-warmed sandboxes per language; 0 disables
 RUNNER_TOOLS_DIR = env_str("RUNNER_TOOLS_DIR", "/opt/code-playground")
 RUNNER_UID_BASE = env_int("RUNNER_UID_BASE", 61000, minimum=1000)
 RUNNER_CGROUP_PARENT = env_str("RUNNER_CGROUP_PARENT", "code-playground")

@@ -93,6 +93,7 @@ async def healthz(request):
     body = {
         "status": "ok" if failure is None else "unavailable",
         "layers": [{"name": x.name, "on": x.on, "detail": x.detail, "required": x.required} for x in layers],
+        "runs": {"warm": executor.STARTS["warm"], "cold": executor.STARTS["cold"]},
     }
     if failure:
         body["error"] = failure

@@ -135,6 +135,20 @@ class Cgroup:
             _write(f"{self.dirs['cpu']}/cpu.cfs_period_us", str(CPU_PERIOD_US))
             _write(f"{self.dirs['cpu']}/cpu.cfs_quota_us", quota)
 
+    def set_memory(self, memory_bytes: int) -> None:
+        """Change the memory limit of a live group (OSError if it is already using more)."""
+        if self.support.version == 2:
+            _write(f"{self.dirs['']}/memory.max", str(memory_bytes))
+            return
+        mem = self.dirs["memory"]
+        files = [f"{mem}/memory.limit_in_bytes"]
+        if os.path.exists(f"{mem}/memory.memsw.limit_in_bytes"):
+            files.append(f"{mem}/memory.memsw.limit_in_bytes")
+        current = int(_read(files[0]))
+        # memsw may never be below the plain limit: raise it first, or lower it last.
+        for path in reversed(files) if memory_bytes > current else files:
+            _write(path, str(memory_bytes))
+
     @property
     def procs_files(self) -> list[str]:
         """The files a process writes its pid to, to join every controller."""

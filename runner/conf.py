@@ -23,6 +23,7 @@ class RunnerConfig:
     queue_size: int
     queue_wait_seconds: float
     retention_hours: float
+    pool_size: int
     host: Host
 
 
@@ -48,6 +49,7 @@ def get() -> RunnerConfig:
         queue_size=s.RUNNER_QUEUE_SIZE,
         queue_wait_seconds=s.RUNNER_QUEUE_WAIT,
         retention_hours=s.RUNNER_RETENTION_HOURS,
+        pool_size=s.RUNNER_POOL_SIZE,
         host=Host(
             tools_dir=s.RUNNER_TOOLS_DIR, uid_base=s.RUNNER_UID_BASE, cgroup_parent=s.RUNNER_CGROUP_PARENT
         ),

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import collections
+import json
 import logging
 import signal as signals
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator
@@ -18,6 +21,7 @@ from dataclasses import dataclass
 
 from . import conf, languages, sandbox
 from . import isolation as isolation_probe
+from .pool import POOL
 from .schemas import RunResult, RunSpec
 
 log = logging.getLogger(__name__)
@@ -54,6 +58,8 @@ class Exited:
 
 
 Event = Started | Output | Exited
+# How runs started: from a pre-warmed sandbox, or cold. Read by /healthz and the tests.
+STARTS: collections.Counter[str] = collections.Counter()
 
 
 class Slots:
@@ -212,17 +218,9 @@ class Run:
         pool = slots()
         slot = await pool.acquire()
         try:
-            lang = self.spec.language
-            box_spec = sandbox.BoxSpec(
-                argv=lang.argv(list(self.spec.args)),
-                env=dict(lang.env),
-                files=self.spec.sources(),
-                binds=lang.binds(config.host.tools_dir),
-                limits=self.spec.limits,
-                slot=slot,
-            )
-            stdin = None if self.interactive else self.spec.stdin.encode()
-            self.box = await sandbox.Sandbox.start(box_spec, config.host, stdin=stdin)
+            warm = await self._warm_box(config)
+            self.box = warm or await self._cold_box(config, slot)
+            STARTS["warm" if warm else "cold"] += 1
             if self._ended_by:  # killed while starting
                 self.box.kill()
             if self._early_stdin or self._early_eof:
@@ -238,6 +236,45 @@ class Run:
                     await _to_the_end(self.box.destroy())
             finally:
                 pool.release(slot)
+
+    async def _cold_box(self, config: conf.RunnerConfig, slot: int) -> sandbox.Sandbox:
+        lang = self.spec.language
+        box_spec = sandbox.BoxSpec(
+            argv=lang.argv(list(self.spec.args)),
+            env=dict(lang.env),
+            files=self.spec.sources(),
+            binds=lang.binds(config.host.tools_dir),
+            limits=self.spec.limits,
+            slot=slot,
+        )
+        stdin = None if self.interactive else self.spec.stdin.encode()
+        return await sandbox.Sandbox.start(box_spec, config.host, stdin=stdin)
+
+    async def _warm_box(self, config: conf.RunnerConfig) -> sandbox.Sandbox | None:
+        """Hand the run to a pre-warmed sandbox, if its language's pool has one."""
+        if not config.pool_size:
+            return None
+        POOL.ensure(config)
+        box = POOL.take(self.spec.language.name, config)
+        if box is None:
+            return None
+        try:
+            if self.spec.limits.memory_mib != config.defaults.memory_mib and box.cgroup:
+                box.cgroup.set_memory(self.spec.limits.memory_mib << 20)
+            run = json.dumps({"files": {**{self.spec.language.filename: self.spec.code}, **self.spec.files},
+                              "args": list(self.spec.args)}).encode()  # fmt: skip
+            handover = len(run).to_bytes(8, "big") + run
+            if self.interactive:
+                await box.attach(None)
+                await box.write_stdin(handover)
+            else:
+                await box.attach(handover + self.spec.stdin.encode())
+        except OSError:
+            # Already using more memory than this run may: start cold instead.
+            await _to_the_end(box.destroy())
+            return None
+        box.handed_ns = time.monotonic_ns()
+        return box
 
     async def _supervise(self) -> AsyncIterator[Output]:
         box = self.box
@@ -319,6 +356,8 @@ class Run:
             duration_ns = box.ended_ns - box.started_ns
         else:
             exit_code, signum, duration_ns = status.exit_code, status.signal, status.duration_ns
+        if box.handed_ns:  # a pre-warmed sandbox's own clock started while it waited
+            duration_ns = box.ended_ns - box.handed_ns
         if self._ended_by:
             verdict = self._ended_by
         elif box.oom_killed() and (signum or exit_code):

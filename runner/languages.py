@@ -6,6 +6,7 @@ import functools
 import logging
 import os
 import re
+import shlex
 import subprocess
 from dataclasses import dataclass, field
 
@@ -20,13 +21,16 @@ ESBUILD_INSIDE = "/opt/esbuild"
 NODE_PRELOAD_INSIDE = "/opt/node-preload.cjs"
 NODE_TOOLS = (("node-preload.cjs", NODE_PRELOAD_INSIDE),)
 TS_OUTPUT = f"{sandbox.WORKDIR}/.main.mjs"
+POOL_PY = "/opt/pool-loader.py"
+POOL_NODE = "/opt/pool-loader.cjs"
 # esbuild bundles the local imports (so extra .ts files work) into one ES module;
 # the banner gives that module a `require`, so CommonJS-style code runs too.
+ESBUILD_FLAGS = (
+    "--bundle", "--platform=node", "--format=esm", "--sourcemap=inline", "--log-level=warning",
+    '--banner:js=import{createRequire as __pgRequire}from"module";const require=__pgRequire(import.meta.url);',
+)  # fmt: skip
 TS_SCRIPT = (
-    f"{ESBUILD_INSIDE} main.ts --bundle --platform=node --format=esm --sourcemap=inline "
-    f"--log-level=warning --outfile={TS_OUTPUT} "
-    '\'--banner:js=import{createRequire as __pgRequire}from"module";'
-    "const require=__pgRequire(import.meta.url);' "
+    f"{ESBUILD_INSIDE} main.ts {' '.join(shlex.quote(f) for f in ESBUILD_FLAGS)} --outfile={TS_OUTPUT} "
     f'&& exec {NODE} --require {NODE_PRELOAD_INSIDE} --enable-source-maps {TS_OUTPUT} "$@"'
 )
 
@@ -38,6 +42,7 @@ class Language:
     aliases: tuple[str, ...]
     filename: str
     command: tuple[str, ...]  # argv inside the sandbox; the user's args follow
+    pool_command: tuple[str, ...]  # a pre-warmed sandbox's loader, which then becomes the command
     version_probe: tuple[str, ...]
     version_pattern: str
     runtime: str
@@ -59,10 +64,12 @@ LANGUAGES: tuple[Language, ...] = (
         aliases=("py", "python3"),
         filename="main.py",
         command=(PYTHON, "main.py"),
+        pool_command=(PYTHON, POOL_PY, "main.py"),
         version_probe=(PYTHON, "--version"),
         version_pattern=r"Python (\S+)",
         runtime="CPython",
         env={"PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"},
+        tools=(("pool-loader.py", POOL_PY),),
         example='print("Hello, world!")\n',
     ),
     Language(
@@ -72,10 +79,18 @@ LANGUAGES: tuple[Language, ...] = (
         filename="main.js",
         # Plain .js runs as CommonJS unless it uses import/export, as it would in a browser.
         command=(NODE, "--require", NODE_PRELOAD_INSIDE, "--experimental-detect-module", "main.js"),
+        pool_command=(
+            NODE,
+            "--require",
+            NODE_PRELOAD_INSIDE,
+            "--experimental-detect-module",
+            POOL_NODE,
+            "main.js",
+        ),
         version_probe=(NODE, "--version"),
         version_pattern=r"v(\S+)",
         runtime="Node.js",
-        tools=NODE_TOOLS,
+        tools=(*NODE_TOOLS, ("pool-loader.cjs", POOL_NODE)),
         example='console.log("Hello, world!");\n',
     ),
     Language(
@@ -84,10 +99,21 @@ LANGUAGES: tuple[Language, ...] = (
         aliases=("ts",),
         filename="main.ts",
         command=("/bin/sh", "-c", TS_SCRIPT, "main.ts"),
+        pool_command=(
+            NODE,
+            "--require",
+            NODE_PRELOAD_INSIDE,
+            "--enable-source-maps",
+            POOL_NODE,
+            "main.ts",
+            ESBUILD_INSIDE,
+            TS_OUTPUT,
+            *ESBUILD_FLAGS,
+        ),  # fmt: skip
         version_probe=("{tools}/esbuild", "--version"),
         version_pattern=r"(\S+)",
         runtime="esbuild + Node.js",
-        tools=(("esbuild", ESBUILD_INSIDE), *NODE_TOOLS),
+        tools=(("esbuild", ESBUILD_INSIDE), *NODE_TOOLS, ("pool-loader.cjs", POOL_NODE)),
         example='const greet = (name: string): string => `Hello, ${name}!`;\nconsole.log(greet("world"));\n',
     ),
     Language(
@@ -96,6 +122,8 @@ LANGUAGES: tuple[Language, ...] = (
         aliases=("sh",),
         filename="main.sh",
         command=(BASH, "main.sh"),
+        pool_command=(PYTHON, POOL_PY, "--exec", BASH, "main.sh"),
+        tools=(("pool-loader.py", POOL_PY),),
         version_probe=(BASH, "-c", "echo $BASH_VERSION"),
         version_pattern=r"(\d+(?:\.\d+)+)",
         runtime="GNU Bash",

@@ -107,6 +107,7 @@ class BoxSpec:
     binds: tuple[tuple[str, str], ...] = ()
     limits: Limits = field(default_factory=Limits)
     slot: int = 0
+    cgroup_prefix: str = "slot"
 
 
 @dataclass(frozen=True)
@@ -281,32 +282,46 @@ class Sandbox:
         self.stdout: asyncio.StreamReader | None = None
         self.stderr: asyncio.StreamReader | None = None
         self.started_ns = 0
+        self.handed_ns = 0  # when a pre-warmed sandbox was handed its run
         self.ended_ns = 0
         self._stdin_fd: int | None = None
         self._stdin_writer: asyncio.StreamWriter | None = None
         self._status_fd: int | None = None
         self._status: ExitStatus | None = None
         self._feeder: asyncio.Task | None = None
+        self._out_fd: int | None = None
+        self._err_fd: int | None = None
         self.destroyed = False
         self.oom_kills = 0
 
     @classmethod
     async def start(cls, spec: BoxSpec, host: Host, stdin: bytes | None = b"") -> Sandbox:
         """Start the program. stdin=None keeps stdin open for write_stdin()/close_stdin()."""
-        box = cls(spec, host)
+        box = cls.launch(spec, host)
         try:
-            await box._start(stdin)
+            await box.attach(stdin)
         except BaseException:
             await box.destroy()
             raise
         return box
 
-    async def _start(self, stdin: bytes | None) -> None:
+    @classmethod
+    def launch(cls, spec: BoxSpec, host: Host) -> Sandbox:
+        """Start the sandbox without an event loop: its pipes are attached to one later, by attach()."""
+        box = cls(spec, host)
+        try:
+            box._launch()
+        except BaseException:
+            box.discard()
+            raise
+        return box
+
+    def _launch(self) -> None:
         lim = self.spec.limits
         support = cgroup_support()
         join: list[str] = []
         if support.version:
-            name = f"slot{self.spec.slot}-{os.urandom(6).hex()}"
+            name = f"{self.spec.cgroup_prefix}{self.spec.slot}-{os.urandom(6).hex()}"
             try:
                 self.cgroup = cgroups.Cgroup.create(
                     support,
@@ -335,19 +350,10 @@ class Sandbox:
             in_r, in_w = _pipe()
             fds.append(in_r)
             self._stdin_fd = in_w
-            out_r, out_w = _pipe()
+            self._out_fd, out_w = _pipe()
             fds.append(out_w)
-            err_r, err_w = _pipe()
+            self._err_fd, err_w = _pipe()
             fds.append(err_w)
-            self.stdout = await _reader(out_r)
-            self.stderr = await _reader(err_r)
-
-            pending = stdin
-            if stdin is not None and len(stdin) <= fcntl.fcntl(in_w, F_GETPIPE_SZ):
-                # It fits in the pipe: write it all now and close, so EOF follows it.
-                _write_all(in_w, stdin)
-                self.close_stdin()
-                pending = None
             uid = self.host.uid(self.spec.slot)
             argv = [
                 "/bin/sh", "-c", JOIN_AND_EXEC, "sandbox-join", *join, "--",
@@ -367,8 +373,23 @@ class Sandbox:
         finally:
             for fd in fds:
                 os.close(fd)
-        if pending:
-            self._feeder = asyncio.create_task(self._feed(pending))
+
+    async def attach(self, stdin: bytes | None) -> None:
+        """Connect the output pipes to the running loop, and give the program its input.
+
+        stdin=None keeps stdin open for write_stdin()/close_stdin(); bytes are all of it.
+        """
+        self.stdout = await _reader(self._out_fd)
+        self.stderr = await _reader(self._err_fd)
+        self._out_fd = self._err_fd = None
+        if stdin is None:
+            return
+        if len(stdin) <= fcntl.fcntl(self._stdin_fd, F_GETPIPE_SZ):
+            # It fits in the pipe: write it all now and close, so EOF follows it.
+            _write_all(self._stdin_fd, stdin)
+            self.close_stdin()
+        else:
+            self._feeder = asyncio.create_task(self._feed(stdin))
 
     async def _feed(self, data: bytes) -> None:
         await self.write_stdin(data)
@@ -469,15 +490,53 @@ class Sandbox:
         finally:
             if self._feeder:
                 self._feeder.cancel()
-            self.close_stdin()
-            if self._status_fd is not None:
-                os.close(self._status_fd)
-                self._status_fd = None
+            self._close_fds()
             if self.cgroup:
                 if self.cgroup.is_empty():
                     self.cgroup.remove()
                 else:
                     log.error("cgroup %s is not empty after the run; abandoned", self.cgroup.dirs)
+
+    def discard(self) -> None:
+        """destroy(), without an event loop: for sandboxes that never ran a program (the pool's)."""
+        if self.destroyed:
+            return
+        self.destroyed = True
+        try:
+            self.kill()
+            if self.process:
+                deadline = time.monotonic() + BWRAP_EXIT_SECONDS
+                while self.process.returncode is None and not self.process._reap():
+                    if time.monotonic() > deadline:
+                        cgroups.kill_pid(self.process.pid)
+                        deadline = time.monotonic() + BWRAP_EXIT_SECONDS
+                    time.sleep(0.001)
+            deadline = time.monotonic() + EMPTY_WAIT_SECONDS
+            while left := self.cgroup.pids() if self.cgroup else uid_pids(self.host.uid(self.spec.slot)):
+                if time.monotonic() > deadline:
+                    raise SandboxError(f"processes {left} of the sandbox survived {EMPTY_WAIT_SECONDS}s")
+                if self.cgroup:
+                    self.cgroup.kill()
+                time.sleep(0.001)
+        finally:
+            self._close_fds()
+            if self.cgroup:
+                if self.cgroup.is_empty():
+                    self.cgroup.remove()
+                else:
+                    log.error("cgroup %s is not empty after the run; abandoned", self.cgroup.dirs)
+
+    def open_fds(self) -> int:
+        fds = [self._stdin_fd, self._status_fd, self._out_fd, self._err_fd]
+        return sum(fd is not None for fd in fds) + bool(self.process and self.process.returncode is None)
+
+    def _close_fds(self) -> None:
+        self.close_stdin()
+        for name in ("_status_fd", "_out_fd", "_err_fd"):
+            fd = getattr(self, name)
+            if fd is not None:
+                os.close(fd)
+                setattr(self, name, None)
 
     async def _wait_empty(self) -> None:
         deadline = time.monotonic() + EMPTY_WAIT_SECONDS

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from conftest import Server
+from conftest import LIVE_CGROUP_PARENT, LIVE_UID_BASES, Server
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
@@ -28,8 +28,8 @@ pytestmark = pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK), reason="Debian
 def server(tmp_path_factory):
     with Server(
         tmp_path_factory.mktemp("browser"),
-        RUNNER_UID_BASE="62300",
-        RUNNER_CGROUP_PARENT="code-playground-test-browser",
+        RUNNER_UID_BASE=str(LIVE_UID_BASES[0]),
+        RUNNER_CGROUP_PARENT=LIVE_CGROUP_PARENT,
     ) as running:
         yield running
 

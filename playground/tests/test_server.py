@@ -6,12 +6,12 @@ import urllib.request
 
 import pytest
 
-from conftest import Server
+from conftest import LIVE_CGROUP_PARENT, LIVE_UID_BASES, Server
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    env = {"RUNNER_UID_BASE": "62100", "RUNNER_CGROUP_PARENT": "code-playground-test-server"}
+    env = {"RUNNER_UID_BASE": str(LIVE_UID_BASES[0]), "RUNNER_CGROUP_PARENT": LIVE_CGROUP_PARENT}
     with Server(tmp_path_factory.mktemp("server"), **env) as running:
         yield running
 

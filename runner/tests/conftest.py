@@ -4,12 +4,17 @@ import pytest
 
 from conftest import TEST_CGROUP_PARENT, TEST_UID_BASE
 from runner import sandbox
+from runner.pool import CGROUP_PREFIX as POOL_PREFIX
+from runner.pool import POOL, POOL_UID_OFFSET, POOL_UIDS
 
 
 def sandbox_leftovers() -> list[str]:
     """Whatever a run could leave on the host: processes of the sandbox uids, run cgroups."""
     found = []
-    uids = range(TEST_UID_BASE - 1, TEST_UID_BASE + 64)
+    # Run slots' uids, and the pre-warmed sandboxes' uids but those waiting in the pool.
+    idle = POOL.idle_uids()
+    uids = set(range(TEST_UID_BASE - 1, TEST_UID_BASE + 64))
+    uids |= set(range(TEST_UID_BASE + POOL_UID_OFFSET, TEST_UID_BASE + POOL_UID_OFFSET + POOL_UIDS)) - idle
     for pid in os.listdir("/proc"):
         if pid.isdigit():
             try:
@@ -26,7 +31,12 @@ def sandbox_leftovers() -> list[str]:
     for base in support.mounts.values():
         parent = os.path.join(base, TEST_CGROUP_PARENT)
         if os.path.isdir(parent):
-            found += [f"cgroup {parent}/{d}" for d in os.listdir(parent) if os.path.isdir(f"{parent}/{d}")]
+            waiting = POOL.idle_cgroups()
+            found += [
+                f"cgroup {parent}/{d}"
+                for d in os.listdir(parent)
+                if os.path.isdir(f"{parent}/{d}") and f"{parent}/{d}" not in waiting
+            ]
     return found
 
 
@@ -37,3 +47,38 @@ def nothing_left_behind():
     # No grace period: a run's answer is only sent once its sandbox is gone.
     left = sandbox_leftovers()
     assert not left, f"left behind: {left}"
+
+
+def live_leftovers(uid_base: int) -> list[str]:
+    """What a live server (another process) left: run-slot processes, run cgroups, busy pooled ones.
+
+    Its waiting pre-warmed sandboxes are expected: a pool cgroup holding just its three
+    processes (bwrap, sandbox-init, the loader).
+    """
+    from conftest import LIVE_CGROUP_PARENT
+
+    found = []
+    slots = range(uid_base - 1, uid_base + 64)
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                if os.stat(f"/proc/{pid}").st_uid in slots:
+                    found.append(f"process {pid}")
+            except FileNotFoundError:
+                pass
+    for base in sandbox.cgroup_support().mounts.values():
+        parent = os.path.join(base, LIVE_CGROUP_PARENT)
+        if not os.path.isdir(parent):
+            continue
+        for d in os.listdir(parent):
+            path = f"{parent}/{d}"
+            if not os.path.isdir(path):
+                continue
+            try:
+                with open(f"{path}/cgroup.procs") as f:
+                    members = len(f.read().split())
+            except FileNotFoundError:
+                continue
+            if not d.startswith(POOL_PREFIX) or members > 3:
+                found.append(f"cgroup {path} ({members} processes)")
+    return found

@@ -6,13 +6,13 @@ import time
 import pytest
 from websockets.sync.client import connect
 
-from conftest import TEST_CGROUP_PARENT, TEST_UID_BASE, Server
-from runner.tests.conftest import sandbox_leftovers
+from conftest import LIVE_CGROUP_PARENT, LIVE_UID_BASES, Server
+from runner.tests.conftest import live_leftovers
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    env = {"RUNNER_UID_BASE": str(TEST_UID_BASE), "RUNNER_CGROUP_PARENT": TEST_CGROUP_PARENT}
+    env = {"RUNNER_UID_BASE": str(LIVE_UID_BASES[0]), "RUNNER_CGROUP_PARENT": LIVE_CGROUP_PARENT}
     with Server(tmp_path_factory.mktemp("ws"), **env) as running:
         yield running
 
@@ -45,11 +45,11 @@ def test_a_disconnect_leaves_no_process_behind(server):
         ws.send(json.dumps({"type": "run", "language": "bash", "code": "echo up; sleep 60 & sleep 60"}))
         assert json.loads(ws.recv(timeout=10))["type"] == "started"
         assert json.loads(ws.recv(timeout=10)) == {"type": "stdout", "data": "up\n"}
-        assert sandbox_leftovers()  # the run is there while the socket is open
+        assert live_leftovers(LIVE_UID_BASES[0])  # the run is there while the socket is open
     deadline = time.monotonic() + 5
-    while sandbox_leftovers() and time.monotonic() < deadline:
+    while live_leftovers(LIVE_UID_BASES[0]) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert sandbox_leftovers() == []
+    assert live_leftovers(LIVE_UID_BASES[0]) == []
 
 
 def test_the_exit_frame_matches_the_stored_execution(server):

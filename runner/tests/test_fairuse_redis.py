@@ -4,7 +4,7 @@ import uuid
 
 import pytest
 
-from conftest import TEST_CGROUP_PARENT, TEST_UID_BASE, Server
+from conftest import LIVE_CGROUP_PARENT, LIVE_UID_BASES, Server
 from runner.tests.test_channel_layer import redis_running
 
 pytestmark = pytest.mark.skipif(
@@ -17,10 +17,10 @@ def test_two_processes_share_one_limit_per_client(tmp_path):
         "REDIS_URL": "redis://127.0.0.1:6379/0",
         "CACHE_KEY_PREFIX": f"playground-test-{uuid.uuid4().hex}",  # this test's own counters
         "RUNNER_RATE_LIMIT": "4/min",
-        "RUNNER_UID_BASE": str(TEST_UID_BASE),
-        "RUNNER_CGROUP_PARENT": TEST_CGROUP_PARENT,
+        "RUNNER_CGROUP_PARENT": LIVE_CGROUP_PARENT,
     }
-    with Server(tmp_path / "a", **env) as a, Server(tmp_path / "b", **env) as b:
+    a_env, b_env = ({**env, "RUNNER_UID_BASE": str(base)} for base in LIVE_UID_BASES)
+    with Server(tmp_path / "a", **a_env) as a, Server(tmp_path / "b", **b_env) as b:
         statuses = []
         for i in range(8):
             status, headers, _ = (a, b)[i % 2].execute({"language": "bash", "code": "true"})
@@ -36,9 +36,9 @@ def test_each_process_alone_would_have_allowed_more(tmp_path):
     # processes all pass a limit of 4/min. The shared count above is what holds the limit.
     env = {
         "RUNNER_RATE_LIMIT": "4/min",
-        "RUNNER_UID_BASE": str(TEST_UID_BASE),
-        "RUNNER_CGROUP_PARENT": TEST_CGROUP_PARENT,
+        "RUNNER_CGROUP_PARENT": LIVE_CGROUP_PARENT,
     }
-    with Server(tmp_path / "a", **env) as a, Server(tmp_path / "b", **env) as b:
+    a_env, b_env = ({**env, "RUNNER_UID_BASE": str(base)} for base in LIVE_UID_BASES)
+    with Server(tmp_path / "a", **a_env) as a, Server(tmp_path / "b", **b_env) as b:
         statuses = [(a, b)[i % 2].execute({"language": "bash", "code": "true"})[0] for i in range(8)]
     assert statuses == [200] * 8

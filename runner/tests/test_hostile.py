@@ -17,6 +17,9 @@ from dataclasses import dataclass
 import pytest
 from django.conf import settings as django_settings
 
+from runner import executor
+from runner.pool import POOL
+
 SECRET = f"canary-secret-{uuid.uuid4().hex}"
 
 # A Python prelude for raw system calls: sc(nr, ...) prints the errno, or "allowed".
@@ -463,7 +466,9 @@ def canaries():
 
 
 def open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
+    """The server's open fds, less those its waiting pre-warmed sandboxes hold."""
+    POOL.settle()
+    return len(os.listdir("/proc/self/fd")) - POOL.held_fds()
 
 
 def check(case: Case, result: dict) -> None:
@@ -487,12 +492,21 @@ def test_the_battery_has_at_least_50_cases_in_every_language():
     assert len({c.name for c in CASES}) == len(CASES)
 
 
+@pytest.fixture(params=["cold", "warm"])
+def start(request, settings):
+    """Each case runs in a sandbox started cold, and in a pre-warmed one."""
+    settings.RUNNER_POOL_SIZE = 0 if request.param == "cold" else 2
+    return request.param
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_a_hostile_program_is_contained(api, canaries, case):
+def test_a_hostile_program_is_contained(api, canaries, case, start):
     api.run("bash", "true")  # warm: the first run of a test opens what later runs reuse
     fds, tmp = open_fds(), set(os.listdir("/tmp"))
     limits = {"timeout": case.timeout, **({"memory": case.memory} if case.memory else {})}
+    starts = executor.STARTS[start]
     result = api.run(case.language, canaries.program(case.code), stdin=case.stdin, **limits)
+    assert executor.STARTS[start] == starts + 1  # it really took the path it is named for
     check(case, result)
     assert SECRET not in result["stdout"] + result["stderr"]
     assert api.run("python", "print(6 * 7)")["stdout"] == "42\n"

@@ -6,7 +6,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import TEST_CGROUP_PARENT, TEST_UID_BASE, Server
+from conftest import LIVE_CGROUP_PARENT, LIVE_UID_BASES, Server
+from runner.tests.conftest import live_leftovers
 
 RUNS = 200
 CLIENTS = 8
@@ -49,8 +50,8 @@ def server_state(pid: int) -> tuple[int, int]:
 def server(tmp_path_factory):
     # One address sends all 200 runs: the per-client limits are off, the server's slots and queue are not.
     env = {
-        "RUNNER_UID_BASE": str(TEST_UID_BASE),
-        "RUNNER_CGROUP_PARENT": TEST_CGROUP_PARENT,
+        "RUNNER_UID_BASE": str(LIVE_UID_BASES[0]),
+        "RUNNER_CGROUP_PARENT": LIVE_CGROUP_PARENT,
         "RUNNER_RATE_LIMIT": "off",
         "RUNNER_CLIENT_CONCURRENCY": str(CLIENTS),
     }
@@ -89,4 +90,5 @@ def test_200_mixed_runs_at_concurrency_8_leave_nothing_behind(server):
     assert fds_after == fds_before
     assert rss_after - rss_before < 20 * 1024, f"resident memory grew {rss_after - rss_before} KiB"
     assert set(os.listdir("/tmp")) - tmp_before == set()
+    assert live_leftovers(LIVE_UID_BASES[0]) == []
     assert "Traceback" not in server.log()

@@ -1,0 +1,160 @@
+"""Pre-warmed sandboxes: a faster way to obtain a sandbox, nothing else.
+
+For each language a few sandboxes are kept started and fully limited (namespaces,
+cgroup, seccomp, rlimits), their interpreter loaded and waiting on stdin for one run
+(runtimes/pool-loader.*). A run takes one and hands it the code; from then on it is an
+ordinary run, and the sandbox is destroyed after it. No process or tmpfs ever serves
+two runs. When a language's pool is empty, the run starts cold.
+
+A thread refills the pools: launching a sandbox needs no event loop (its pipes are
+attached to the loop of the run that takes it), so one pool serves every loop.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+import time
+from collections import deque
+
+from . import languages, sandbox
+from .conf import RunnerConfig
+
+log = logging.getLogger(__name__)
+
+# Pooled sandboxes get host uids of their own, above the run slots' and below
+# uid_base + POOL_UID_OFFSET + POOL_UIDS: never two live sandboxes on one uid.
+POOL_UID_OFFSET = 100
+POOL_UIDS = 1000
+CGROUP_PREFIX = "pool"
+IDLE_CHECK_SECONDS = 1.0
+
+
+class Pool:
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._boxes: dict[str, deque[sandbox.Sandbox]] = {}
+        self._config: RunnerConfig | None = None
+        self._thread: threading.Thread | None = None
+        self._next_uid = 0
+
+    def ensure(self, config: RunnerConfig) -> None:
+        """Keep pools for this configuration; a changed configuration replaces them."""
+        stale: list[sandbox.Sandbox] = []
+        with self._lock:
+            if config != self._config:
+                stale = [box for boxes in self._boxes.values() for box in boxes]
+                self._boxes = {lang.name: deque() for lang in languages.LANGUAGES}
+                self._config = config
+                self._wake.notify()
+            if config.pool_size and (self._thread is None or not self._thread.is_alive()):
+                self._thread = threading.Thread(target=self._refill, name="sandbox-pool", daemon=True)
+                self._thread.start()
+                atexit.register(self.drain)
+        for box in stale:
+            _discard(box)
+
+    def take(self, language: str, config: RunnerConfig) -> sandbox.Sandbox | None:
+        """A warm sandbox for this language, or None: the caller starts one cold."""
+        with self._lock:
+            if config != self._config:
+                return None
+            boxes = self._boxes.get(language)
+            box = boxes.popleft() if boxes else None
+            self._wake.notify()
+        if box is not None and box.process.returncode is None and not box.process._reap():
+            return box
+        if box is not None:  # it died while it waited (the host killed it): never hand that out
+            _discard(box)
+        return None
+
+    def idle_uids(self) -> set[int]:
+        with self._lock:
+            return {box.host.uid(box.spec.slot) for boxes in self._boxes.values() for box in boxes}
+
+    def idle_cgroups(self) -> set[str]:
+        with self._lock:
+            return {
+                d
+                for boxes in self._boxes.values()
+                for box in boxes
+                if box.cgroup
+                for d in box.cgroup.dirs.values()
+            }
+
+    def held_fds(self) -> int:
+        """How many of the server's fds the waiting sandboxes hold (their pipes and pidfds)."""
+        with self._lock:
+            return sum(box.open_fds() for boxes in self._boxes.values() for box in boxes)
+
+    def settle(self, timeout: float = 10.0) -> bool:
+        """Wait until every pool is full (for tests and the benchmark)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                config = self._config
+                if config is None or all(len(b) >= config.pool_size for b in self._boxes.values()):
+                    return True
+            time.sleep(0.01)
+        return False
+
+    def drain(self) -> None:
+        """Destroy every waiting sandbox (at shutdown, and in tests)."""
+        with self._lock:
+            stale = [box for boxes in self._boxes.values() for box in boxes]
+            for boxes in self._boxes.values():
+                boxes.clear()
+        for box in stale:
+            _discard(box)
+
+    def _refill(self) -> None:
+        while True:
+            with self._lock:
+                config = self._config
+                wanted = [
+                    lang
+                    for lang in languages.LANGUAGES
+                    if config and len(self._boxes.get(lang.name, ())) < config.pool_size
+                ]
+                if not wanted:
+                    self._wake.wait(IDLE_CHECK_SECONDS)
+                    continue
+                slot = POOL_UID_OFFSET + self._next_uid % POOL_UIDS
+                self._next_uid += 1
+            lang = wanted[0]
+            try:
+                box = sandbox.Sandbox.launch(self._spec(lang, config, slot), config.host)
+            except Exception:
+                log.exception("cannot start a pooled %s sandbox; retrying shortly", lang.name)
+                with self._lock:
+                    self._wake.wait(IDLE_CHECK_SECONDS)
+                continue
+            with self._lock:
+                if config == self._config:
+                    self._boxes[lang.name].append(box)
+                    box = None
+            if box is not None:
+                _discard(box)
+
+    @staticmethod
+    def _spec(lang: languages.Language, config: RunnerConfig, slot: int) -> sandbox.BoxSpec:
+        return sandbox.BoxSpec(
+            argv=list(lang.pool_command),
+            env=dict(lang.env),
+            binds=lang.binds(config.host.tools_dir),
+            limits=config.defaults,
+            slot=slot,
+            cgroup_prefix=CGROUP_PREFIX,
+        )
+
+
+def _discard(box: sandbox.Sandbox) -> None:
+    try:
+        box.discard()
+    except sandbox.SandboxError as e:
+        log.error("a pooled sandbox would not go away: %s", e)
+
+
+POOL = Pool()

@@ -1,0 +1,142 @@
+"""Pre-warmed sandboxes: a run handed to one behaves exactly as a run started cold."""
+
+import time
+
+import pytest
+
+from runner import executor
+from runner.pool import POOL
+
+COMPARED = ["language", "exitCode", "stdout", "stderr", "timedOut", "truncated", "signal", "status"]
+
+
+def run_both(api, settings, language, code, **body) -> tuple[dict, dict]:
+    """The same run, cold and then warm; each checked to have taken its path."""
+    results = []
+    for size, path in ((0, "cold"), (2, "warm")):
+        settings.RUNNER_POOL_SIZE = size
+        if size:
+            api.run("bash", "true")  # starts the pools for this configuration
+            assert POOL.settle()
+        before = executor.STARTS[path]
+        results.append(api.run(language, code, **body))
+        assert executor.STARTS[path] == before + 1
+    return results[0], results[1]
+
+
+@pytest.mark.parametrize(
+    "language, code, body",
+    [
+        ("python", "import sys\nprint(sys.argv, __name__, __file__)\nsys.exit(3)", {"args": ["a", "b c"]}),
+        ("python", "print(sorted(k for k in globals() if not k.startswith('__')))", {}),
+        ("python", "print(input()[::-1])\nimport sys\nprint(sys.stdin.read())", {"stdin": "abc\nrest"}),
+        ("python", "def f():\n    raise ValueError('boom')\nf()", {}),
+        (
+            "python",
+            "from lib.util import f\nprint(f())",
+            {"files": {"lib/util.py": "def f(): return 42", "lib/__init__.py": ""}},
+        ),
+        (
+            "javascript",
+            "console.log(process.argv.slice(2), require.main === module)\nprocess.exit(4)",
+            {"args": ["x"]},
+        ),
+        ("javascript", "import os from 'node:os';\nconsole.log(typeof os.cpus, import.meta.url)", {}),
+        (
+            "javascript",
+            "console.log(require('./util.js').f())",
+            {"files": {"util.js": "exports.f = () => 42"}},
+        ),
+        (
+            "javascript",
+            "process.stdin.on('data', (d) => process.stdout.write(d.toString().toUpperCase()))",
+            {"stdin": "shout"},
+        ),
+        (
+            "typescript",
+            "import { f } from './util';\nconst x: number = await Promise.resolve(f());\nconsole.log(x, process.argv.slice(2))",
+            {"files": {"util.ts": "export const f = (): number => 42"}, "args": ["t"]},
+        ),
+        ("typescript", "const a: number = 1;\n\nthrow new Error('line three');", {}),
+        ("typescript", "const x: number = ;", {}),
+        (
+            "bash",
+            'echo "$0" "$@"; read -r line; echo "got $line"; exit 7',
+            {"args": ["p q"], "stdin": "in\n"},
+        ),
+        ("bash", "trap '' PIPE; exec dd if=/dev/zero of=big bs=1M count=100", {}),
+        ("bash", "env | sort | grep -v '^_=' ", {}),
+    ],
+)
+def test_a_warm_run_matches_a_cold_one(api, settings, language, code, body):
+    cold, warm = run_both(api, settings, language, code, **body)
+    assert {k: warm[k] for k in COMPARED} == {k: cold[k] for k in COMPARED}
+
+
+@pytest.mark.parametrize(
+    "language, code, body",
+    [
+        ("python", "while True: pass", {"timeout": 400}),
+        ("python", "x = bytearray(200 * 1024 * 1024)", {"memory": 64}),
+        ("javascript", "const a = []; for (;;) a.push(Buffer.alloc(1 << 20, 1));", {"memory": 96}),
+        ("python", "while True:\n    print('y' * 99)", {}),
+        (
+            "python",
+            "fs = []\ntry:\n    while True:\n        fs.append(open('/dev/null'))\nexcept OSError as e:\n    print(e.errno)",
+            {},
+        ),
+        (
+            "python",
+            "import os\nn = 0\ntry:\n    while True:\n        if os.fork() == 0:\n            import time; time.sleep(5); os._exit(0)\n        n += 1\nexcept OSError as e:\n    print(e.errno, n < 64)",
+            {"timeout": 3000},
+        ),
+        ("bash", "head -c 20M /dev/zero > big; echo $?", {}),
+    ],
+)
+def test_every_limit_holds_in_a_warm_sandbox(api, settings, language, code, body):
+    cold, warm = run_both(api, settings, language, code, **body)
+    assert (warm["status"], warm["stdout"][:200], warm["signal"]) == (
+        cold["status"],
+        cold["stdout"][:200],
+        cold["signal"],
+    )
+
+
+def test_a_warm_sandbox_serves_one_run_only(api, settings):
+    settings.RUNNER_POOL_SIZE = 1
+    api.run("bash", "true")
+    assert POOL.settle()
+    api.run("bash", "echo left > /tmp/mark")
+    assert POOL.settle()
+    second = api.run("bash", "ls /tmp; echo $$")
+    assert "mark" not in second["stdout"]
+    assert executor.STARTS["warm"] >= 2
+
+
+def test_idle_time_is_not_run_time(api, settings):
+    settings.RUNNER_POOL_SIZE = 1
+    api.run("bash", "true")
+    assert POOL.settle()
+    time.sleep(1.5)  # the sandbox waits, but its clock starts at hand-over
+    before = executor.STARTS["warm"]
+    result = api.run("python", "import time\ntime.sleep(0.3)\nprint('done')", timeout=1000)
+    assert executor.STARTS["warm"] == before + 1
+    assert result["status"] == "ok" and result["stdout"] == "done\n"
+    assert 250 <= result["duration"] < 1000
+
+
+def test_an_empty_pool_means_a_cold_start_never_a_refusal(api, settings):
+    settings.RUNNER_POOL_SIZE = 1
+    api.run("bash", "true")
+    assert POOL.settle()
+    before = dict(executor.STARTS)
+    results = [api.run("python", "print(1)") for _ in range(3)]  # faster than the pool refills
+    assert all(r["stdout"] == "1\n" for r in results)
+    assert executor.STARTS["warm"] + executor.STARTS["cold"] == sum(before.values()) + 3
+
+
+def test_size_zero_turns_the_pool_off(api, settings):
+    settings.RUNNER_POOL_SIZE = 0
+    before = executor.STARTS["warm"]
+    assert api.run("python", "print(2)")["stdout"] == "2\n"
+    assert executor.STARTS["warm"] == before
