@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -29,6 +30,10 @@ POOL_UID_OFFSET = 100
 POOL_UIDS = 1000
 CGROUP_PREFIX = "pool"
 IDLE_CHECK_SECONDS = 1.0
+# A refill waits this long after a sandbox is taken: launching one holds the GIL for a few
+# milliseconds, which would otherwise land in the middle of the run that just took one.
+REFILL_DELAY_SECONDS = 0.05
+SWEEP_AGE_SECONDS = 10
 
 
 class Pool:
@@ -39,6 +44,8 @@ class Pool:
         self._config: RunnerConfig | None = None
         self._thread: threading.Thread | None = None
         self._next_uid = 0
+        self._launching = False
+        self._swept = False
 
     def ensure(self, config: RunnerConfig) -> None:
         """Keep pools for this configuration; a changed configuration replaces them."""
@@ -55,6 +62,9 @@ class Pool:
                 atexit.register(self.drain)
         for box in stale:
             _discard(box)
+        if not self._swept:
+            self._swept = True
+            _sweep(config)
 
     def take(self, language: str, config: RunnerConfig) -> sandbox.Sandbox | None:
         """A warm sandbox for this language, or None: the caller starts one cold."""
@@ -95,7 +105,8 @@ class Pool:
         while time.monotonic() < deadline:
             with self._lock:
                 config = self._config
-                if config is None or all(len(b) >= config.pool_size for b in self._boxes.values()):
+                full = config is None or all(len(b) >= config.pool_size for b in self._boxes.values())
+                if full and not self._launching:
                     return True
             time.sleep(0.01)
         return False
@@ -103,6 +114,7 @@ class Pool:
     def drain(self) -> None:
         """Destroy every waiting sandbox (at shutdown, and in tests)."""
         with self._lock:
+            self._config = None  # and launch no more
             stale = [box for boxes in self._boxes.values() for box in boxes]
             for boxes in self._boxes.values():
                 boxes.clear()
@@ -123,15 +135,19 @@ class Pool:
                     continue
                 slot = POOL_UID_OFFSET + self._next_uid % POOL_UIDS
                 self._next_uid += 1
+                self._launching = True
             lang = wanted[0]
+            time.sleep(REFILL_DELAY_SECONDS)
             try:
                 box = sandbox.Sandbox.launch(self._spec(lang, config, slot), config.host)
             except Exception:
                 log.exception("cannot start a pooled %s sandbox; retrying shortly", lang.name)
                 with self._lock:
+                    self._launching = False
                     self._wake.wait(IDLE_CHECK_SECONDS)
                 continue
             with self._lock:
+                self._launching = False
                 if config == self._config:
                     self._boxes[lang.name].append(box)
                     box = None
@@ -148,6 +164,30 @@ class Pool:
             slot=slot,
             cgroup_prefix=CGROUP_PREFIX,
         )
+
+
+def _sweep(config: RunnerConfig) -> None:
+    """Remove the empty cgroups pooled sandboxes of an earlier server left when it stopped.
+
+    A waiting sandbox ends by itself when its server goes (its stdin closes), but no one
+    is left to remove its cgroup. rmdir only removes an empty one, and only groups made
+    more than SWEEP_AGE_SECONDS ago are tried (one just made is empty until its sandbox
+    joins it), so live groups of another server sharing the parent are safe.
+    """
+    now = time.time()
+    for mount in sandbox.cgroup_support().mounts.values():
+        parent = os.path.join(mount, config.host.cgroup_parent)
+        try:
+            names = os.listdir(parent)
+        except OSError:
+            continue
+        for name in names:
+            path = os.path.join(parent, name)
+            try:
+                if name.startswith(CGROUP_PREFIX) and now - os.stat(path).st_ctime > SWEEP_AGE_SECONDS:
+                    os.rmdir(path)
+            except OSError:
+                pass
 
 
 def _discard(box: sandbox.Sandbox) -> None:

@@ -292,6 +292,7 @@ class Sandbox:
         self._out_fd: int | None = None
         self._err_fd: int | None = None
         self.destroyed = False
+        self.cgroup_removed = False
         self.oom_kills = 0
 
     @classmethod
@@ -459,6 +460,8 @@ class Sandbox:
         """Kill the program's whole process tree now; bwrap then reaps it and exits."""
         self.ended_ns = self.ended_ns or time.monotonic_ns()
         outer = self.process.pid if self.process and self.process.returncode is None else None
+        if self.cgroup_removed:
+            return  # destroyed already: nothing of it is left to kill
         if self.cgroup:
             try:
                 self.cgroup.kill(spare=outer)
@@ -494,6 +497,7 @@ class Sandbox:
             if self.cgroup:
                 if self.cgroup.is_empty():
                     self.cgroup.remove()
+                    self.cgroup_removed = True
                 else:
                     log.error("cgroup %s is not empty after the run; abandoned", self.cgroup.dirs)
 
@@ -523,6 +527,7 @@ class Sandbox:
             if self.cgroup:
                 if self.cgroup.is_empty():
                     self.cgroup.remove()
+                    self.cgroup_removed = True
                 else:
                     log.error("cgroup %s is not empty after the run; abandoned", self.cgroup.dirs)
 

@@ -11,6 +11,7 @@ from runner.pool import POOL, POOL_UID_OFFSET, POOL_UIDS
 def sandbox_leftovers() -> list[str]:
     """Whatever a run could leave on the host: processes of the sandbox uids, run cgroups."""
     found = []
+    POOL.settle()  # a sandbox being launched into the pool is not a leftover
     # Run slots' uids, and the pre-warmed sandboxes' uids but those waiting in the pool.
     idle = POOL.idle_uids()
     uids = set(range(TEST_UID_BASE - 1, TEST_UID_BASE + 64))
