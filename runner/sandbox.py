@@ -15,6 +15,7 @@ The chain for one run, all exec'd in place so the server keeps one pid to watch:
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import fcntl
 import logging
 import os
@@ -55,6 +56,7 @@ BASE_ENV = {"PATH": "/usr/bin:/bin", "HOME": WORKDIR, "TMPDIR": WORKDIR, "LANG":
 LAUNCH_ENV = {"PATH": "/usr/bin:/bin"}
 EMPTY_WAIT_SECONDS = 5.0
 BWRAP_EXIT_SECONDS = 2.0  # after its sandbox is killed, bwrap reaps the init and exits at once
+PR_SET_CHILD_SUBREAPER = 36
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 F_GETPIPE_SZ = getattr(fcntl, "F_GETPIPE_SZ", 1032)
 # sh would export the server's working directory as PWD: unset it.
@@ -226,8 +228,48 @@ class Child:
         return await asyncio.shield(self._exited)
 
 
+_subreaper = False
+
+
+def become_subreaper() -> None:
+    """Orphans of our sandboxes come to us, not to the host's init, which may never reap them.
+
+    bwrap's outer process reaps the sandbox's init, unless the kernel kills bwrap first
+    (the OOM killer can pick it: it is in the run's memory cgroup). Then the init would be
+    orphaned; as a subreaper, the server adopts it and reap_orphans() collects it.
+    """
+    global _subreaper
+    if not _subreaper:
+        _subreaper = True
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+
+
+def reap_orphans(uid: int) -> None:
+    """Reap the zombies of a sandbox's uid that were adopted by this process."""
+    me = os.getpid()
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            if os.stat(f"/proc/{name}").st_uid != uid:
+                continue
+            with open(f"/proc/{name}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if fields[0] == "Z" and int(fields[1]) == me:
+            try:
+                os.waitpid(int(name), os.WNOHANG)
+            except ChildProcessError:
+                pass
+
+
 def spawn(argv: list[str], **kwargs) -> Child:
     """The one seam through which this project starts processes."""
+    become_subreaper()
     kwargs.setdefault("env", dict(LAUNCH_ENV))
     kwargs.setdefault("cwd", "/")
     return Child(subprocess.Popen(argv, close_fds=True, **kwargs))
@@ -488,6 +530,8 @@ class Sandbox:
                     await self.process.wait()
             self.exit_status()
             await self._wait_empty()
+            if self.process and self.process.returncode is not None and self.process.returncode < 0:
+                reap_orphans(self.host.uid(self.spec.slot))  # bwrap itself was killed: see become_subreaper
             if self.cgroup:
                 self.oom_kills = self.cgroup.oom_kills()
         finally:
@@ -522,6 +566,8 @@ class Sandbox:
                 if self.cgroup:
                     self.cgroup.kill()
                 time.sleep(0.001)
+            if self.process and self.process.returncode is not None and self.process.returncode < 0:
+                reap_orphans(self.host.uid(self.spec.slot))
         finally:
             self._close_fds()
             if self.cgroup:
