@@ -18,7 +18,7 @@ SYSTEM_COMMANDS := bwrap setpriv cc node npm /usr/bin/python3
 .PHONY: install system browser run test lint check bench clean
 
 SCRIPTS := node-preload.cjs pool-loader.py pool-loader.cjs
-TOOLS := $(TOOLS_DIR)/sandbox-init $(TOOLS_DIR)/esbuild $(addprefix $(TOOLS_DIR)/,$(SCRIPTS))
+TOOLS := $(TOOLS_DIR)/sandbox-init $(TOOLS_DIR)/esbuild $(TOOLS_DIR)/esbuild-api.js $(addprefix $(TOOLS_DIR)/,$(SCRIPTS))
 
 FRONTEND_SOURCES := $(wildcard frontend/src/*.js)
 
@@ -68,6 +68,10 @@ $(TOOLS_DIR)/sandbox-init: runtimes/sandbox-init.c
 $(TOOLS_DIR)/esbuild: runtimes/node_modules/.installed
 	@mkdir -p $(TOOLS_DIR) && chmod 0755 $(TOOLS_DIR)
 	install -m 0755 runtimes/node_modules/@esbuild/$$(node -p 'process.platform + "-" + process.arch')/bin/esbuild $@
+
+$(TOOLS_DIR)/esbuild-api.js: runtimes/node_modules/.installed
+	@mkdir -p $(TOOLS_DIR) && chmod 0755 $(TOOLS_DIR)
+	install -m 0644 runtimes/node_modules/esbuild/lib/main.js $@
 
 # Scripts the sandbox runs: the Node preload, and the pre-warmed sandboxes' loaders.
 $(addprefix $(TOOLS_DIR)/,$(SCRIPTS)): $(TOOLS_DIR)/%: runtimes/%

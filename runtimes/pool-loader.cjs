@@ -2,7 +2,10 @@
 // on stdin, then becomes it.
 //
 //   node [flags] pool-loader.cjs main.js
-//   node [flags] pool-loader.cjs main.ts ESBUILD OUTFILE [esbuild flags...]
+//   node [flags] pool-loader.cjs main.ts ESBUILD_API ESBUILD OUTFILE
+//
+// For TypeScript, esbuild's service is started while the sandbox waits, so the run
+// only pays for the build itself; it is stopped before the program starts.
 //
 // The server writes an 8-byte big-endian length and that many bytes of JSON,
 // {"files": {name: content}, "args": [...]}, then the program's own stdin, which this
@@ -28,21 +31,44 @@ function readExact(n) {
   return buffer;
 }
 
-const size = Number(readExact(8).readBigUInt64BE());
-const run = JSON.parse(readExact(size).toString("utf8"));
-for (const [name, content] of Object.entries(run.files)) {
-  fs.mkdirSync(path.dirname(path.resolve(name)), { recursive: true });
-  fs.writeFileSync(name, content);
+async function main() {
+  let main = process.argv[2];
+  let esbuild = null;
+  const [api, binary, outfile] = process.argv.slice(3);
+  if (main.endsWith(".ts")) {
+    process.env.ESBUILD_BINARY_PATH = binary;
+    esbuild = require(api);
+    await esbuild.transform("", {}); // starts the service now, while we wait
+    delete process.env.ESBUILD_BINARY_PATH;
+  }
+  const size = Number(readExact(8).readBigUInt64BE());
+  const run = JSON.parse(readExact(size).toString("utf8"));
+  for (const [name, content] of Object.entries(run.files)) {
+    fs.mkdirSync(path.dirname(path.resolve(name)), { recursive: true });
+    fs.writeFileSync(name, content);
+  }
+  if (esbuild) {
+    // The same build as the cold path's esbuild command line (runner/languages.py).
+    try {
+      await esbuild.build({
+        entryPoints: [main],
+        bundle: true,
+        platform: "node",
+        format: "esm",
+        sourcemap: "inline",
+        logLevel: "warning",
+        banner: { js: 'import{createRequire as __pgRequire}from"module";const require=__pgRequire(import.meta.url);' },
+        outfile,
+      });
+    } catch {
+      process.exit(1); // esbuild has printed the errors
+    } finally {
+      esbuild.stop();
+    }
+    main = outfile;
+  }
+  process.argv = [process.argv[0], path.resolve(main), ...run.args];
+  require("module").runMain();
 }
 
-let main = process.argv[2];
-if (main.endsWith(".ts")) {
-  const [esbuild, outfile, ...flags] = process.argv.slice(3);
-  const built = require("child_process").spawnSync(esbuild, [main, ...flags, `--outfile=${outfile}`], {
-    stdio: ["ignore", "inherit", "inherit"],
-  });
-  if (built.status !== 0) process.exit(built.status === null ? 1 : built.status);
-  main = outfile;
-}
-process.argv = [process.argv[0], path.resolve(main), ...run.args];
-require("module").runMain();
+main();
