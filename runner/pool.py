@@ -136,7 +136,8 @@ class Pool:
                 slot = POOL_UID_OFFSET + self._next_uid % POOL_UIDS
                 self._next_uid += 1
                 self._launching = True
-            lang = wanted[0]
+                # The emptiest pool first, so one busy language can't starve the others.
+                lang = min(wanted, key=lambda lang: len(self._boxes[lang.name]))
             time.sleep(REFILL_DELAY_SECONDS)
             try:
                 box = sandbox.Sandbox.launch(self._spec(lang, config, slot), config.host)
