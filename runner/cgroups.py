@@ -178,14 +178,6 @@ class Cgroup:
                 return int(v)
         return 0
 
-    def memory_peak(self) -> int:
-        try:
-            if self.support.version == 2:
-                return int(_read(f"{self.dirs['']}/memory.peak"))
-            return int(_read(f"{self.dirs['memory']}/memory.max_usage_in_bytes"))
-        except (OSError, ValueError):
-            return 0
-
     def kill(self, spare: int | None = None) -> None:
         """Kill every member but `spare`; frozen first, so none can fork while the list is read.
 

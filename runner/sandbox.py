@@ -529,21 +529,15 @@ class Sandbox:
                     cgroups.kill_pid(self.process.pid)
                     await self.process.wait()
             self.exit_status()
-            await self._wait_empty()
-            if self.process and self.process.returncode is not None and self.process.returncode < 0:
-                reap_orphans(self.host.uid(self.spec.slot))  # bwrap itself was killed: see become_subreaper
-            if self.cgroup:
-                self.oom_kills = self.cgroup.oom_kills()
+            deadline = time.monotonic() + EMPTY_WAIT_SECONDS
+            # Polled: cgroup v1 offers no event for "empty", and strays die within milliseconds.
+            while self._kill_stragglers(deadline):  # noqa: ASYNC110
+                await asyncio.sleep(0.001)
+            self._settle_accounts()
         finally:
             if self._feeder:
                 self._feeder.cancel()
-            self._close_fds()
-            if self.cgroup:
-                if self.cgroup.is_empty():
-                    self.cgroup.remove()
-                    self.cgroup_removed = True
-                else:
-                    log.error("cgroup %s is not empty after the run; abandoned", self.cgroup.dirs)
+            self._release()
 
     def discard(self) -> None:
         """destroy(), without an event loop: for sandboxes that never ran a program (the pool's)."""
@@ -560,22 +554,41 @@ class Sandbox:
                         deadline = time.monotonic() + BWRAP_EXIT_SECONDS
                     time.sleep(0.001)
             deadline = time.monotonic() + EMPTY_WAIT_SECONDS
-            while left := self.cgroup.pids() if self.cgroup else uid_pids(self.host.uid(self.spec.slot)):
-                if time.monotonic() > deadline:
-                    raise SandboxError(f"processes {left} of the sandbox survived {EMPTY_WAIT_SECONDS}s")
-                if self.cgroup:
-                    self.cgroup.kill()
+            while self._kill_stragglers(deadline):
                 time.sleep(0.001)
-            if self.process and self.process.returncode is not None and self.process.returncode < 0:
-                reap_orphans(self.host.uid(self.spec.slot))
+            self._settle_accounts()
         finally:
-            self._close_fds()
-            if self.cgroup:
-                if self.cgroup.is_empty():
-                    self.cgroup.remove()
-                    self.cgroup_removed = True
-                else:
-                    log.error("cgroup %s is not empty after the run; abandoned", self.cgroup.dirs)
+            self._release()
+
+    def _kill_stragglers(self, deadline: float) -> bool:
+        """Kill what is left of the sandbox; False once nothing is (past the deadline, SandboxError)."""
+        left = self.cgroup.pids() if self.cgroup else uid_pids(self.host.uid(self.spec.slot))
+        if not left:
+            return False
+        if time.monotonic() > deadline:
+            raise SandboxError(f"processes {left} of the sandbox survived {EMPTY_WAIT_SECONDS}s")
+        if self.cgroup:
+            self.cgroup.kill()
+        else:
+            for pid in left:
+                cgroups.kill_pid(pid)
+        return True
+
+    def _settle_accounts(self) -> None:
+        """Once the sandbox is empty: collect an orphaned init, and read the OOM count."""
+        if self.process and self.process.returncode is not None and self.process.returncode < 0:
+            reap_orphans(self.host.uid(self.spec.slot))  # bwrap itself was killed: see become_subreaper
+        if self.cgroup:
+            self.oom_kills = self.cgroup.oom_kills()
+
+    def _release(self) -> None:
+        self._close_fds()
+        if self.cgroup:
+            if self.cgroup.is_empty():
+                self.cgroup.remove()
+                self.cgroup_removed = True
+            else:
+                log.error("cgroup %s is not empty after the run; abandoned", self.cgroup.dirs)
 
     def open_fds(self) -> int:
         fds = [self._stdin_fd, self._status_fd, self._out_fd, self._err_fd]
@@ -588,22 +601,6 @@ class Sandbox:
             if fd is not None:
                 os.close(fd)
                 setattr(self, name, None)
-
-    async def _wait_empty(self) -> None:
-        deadline = time.monotonic() + EMPTY_WAIT_SECONDS
-        uid = self.host.uid(self.spec.slot)
-        while True:
-            left = self.cgroup.pids() if self.cgroup else uid_pids(uid)
-            if not left:
-                return
-            if time.monotonic() > deadline:
-                raise SandboxError(f"processes {left} of the sandbox survived {EMPTY_WAIT_SECONDS}s")
-            if self.cgroup:
-                self.cgroup.kill()
-            else:
-                for pid in left:
-                    cgroups.kill_pid(pid)
-            await asyncio.sleep(0.001)
 
 
 def uid_pids(uid: int) -> list[int]:
