@@ -8,6 +8,7 @@ Doors call `admit()` before a run and `Pass.release()` after it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import math
 import re
@@ -156,13 +157,14 @@ class Client:
         return self.key.concurrency if self.key else settings.RUNNER_CLIENT_CONCURRENCY
 
 
+@functools.cache
+def _networks(text: str) -> tuple:
+    return tuple(ipaddress.ip_network(n.strip(), strict=False) for n in text.split(",") if n.strip())
+
+
 def client_address(remote: str, forwarded_for: str | None) -> str:
     """The client's address; X-Forwarded-For counts only when the peer is a trusted proxy."""
-    trusted = [
-        ipaddress.ip_network(n.strip(), strict=False)
-        for n in settings.RUNNER_TRUSTED_PROXIES.split(",")
-        if n.strip()
-    ]
+    trusted = _networks(settings.RUNNER_TRUSTED_PROXIES)
     if not forwarded_for or not trusted:
         return remote
     try:

@@ -1,6 +1,6 @@
 // The editor page at / and /s/<id>.
 import { createEditor, followColorScheme } from "./codemirror.js";
-import { attachRunner } from "./session.js";
+import { attachRunner, runRequest } from "./session.js";
 
 const config = JSON.parse(document.getElementById("page-config").textContent);
 const examples = Object.fromEntries(config.languages.map((l) => [l.name, l.example]));
@@ -20,13 +20,7 @@ runner = attachRunner({
   button: $("run"),
   output: $("output"),
   prompt: $("prompt"),
-  getRequest() {
-    const request = { language: language.value, code: editor.getCode() };
-    // Given input is the whole of stdin; without any, the program's input is typed live.
-    if (stdin.value) request.stdin = stdin.value;
-    else request.interactive = true;
-    return request;
-  },
+  getRequest: () => runRequest(language.value, editor.getCode(), stdin.value),
 });
 
 language.addEventListener("change", () => {

@@ -1,6 +1,6 @@
 // /embed/<id>: the compact page made for iframes.
 import { createEditor, followColorScheme } from "./codemirror.js";
-import { attachRunner } from "./session.js";
+import { attachRunner, runRequest } from "./session.js";
 
 const config = JSON.parse(document.getElementById("page-config").textContent);
 const snippet = config.snippet;
@@ -23,10 +23,7 @@ runner = attachRunner({
   button: $("run"),
   output: $("output"),
   prompt: $("prompt"),
-  getRequest: () =>
-    snippet.stdin
-      ? { language: snippet.language, code: editor.getCode(), stdin: snippet.stdin }
-      : { language: snippet.language, code: editor.getCode(), interactive: true },
+  getRequest: () => runRequest(snippet.language, editor.getCode(), snippet.stdin),
 });
 
 // Tell the host page our height, so it can size the frame.

@@ -1,7 +1,7 @@
 // embed.js: one script tag makes every <pre data-run="LANGUAGE"> on a page runnable.
 // Each widget lives in a shadow root, so it styles only its own elements and the
 // host page's styles don't reach it. It talks to the server that served this script.
-import { attachRunner } from "./session.js";
+import { attachRunner, runRequest } from "./session.js";
 
 const STYLE = `
 :host { display: block; margin: 1em 0; }
@@ -52,7 +52,7 @@ function widget(pre) {
     button: shadow.querySelector("button"),
     output: shadow.querySelector(".pg-out"),
     prompt: shadow.querySelector("input"),
-    getRequest: () => ({ language, code: code.value, interactive: true }),
+    getRequest: () => runRequest(language, code.value),
   });
   code.addEventListener("keydown", (event) => {
     if ((event.ctrlKey || event.metaKey) && event.key === "Enter") {

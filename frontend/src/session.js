@@ -2,6 +2,11 @@
 import { startRun } from "./client.js";
 import { OutputView } from "./output.js";
 
+// Given input is the whole of stdin; without any, the program's input is typed live.
+export function runRequest(language, code, stdin = "") {
+  return stdin ? { language, code, stdin } : { language, code, interactive: true };
+}
+
 export function attachRunner({ base, button, output, prompt, getRequest, doc = document }) {
   const view = new OutputView(output, doc);
   let current = null;
