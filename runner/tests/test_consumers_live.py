@@ -42,7 +42,10 @@ def test_the_first_line_arrives_well_before_the_program_ends(server):
 
 def test_a_disconnect_leaves_no_process_behind(server):
     with connect(ws_url(server)) as ws:
-        ws.send(json.dumps({"type": "run", "language": "bash", "code": "echo up; sleep 60 & sleep 60"}))
+        # The background sleeps exist before "up" is printed: seen from outside, the run is
+        # more than a waiting pre-warmed sandbox (bwrap, init, loader) could be.
+        code = "sleep 60 & sleep 60 & echo up; sleep 60"
+        ws.send(json.dumps({"type": "run", "language": "bash", "code": code}))
         assert json.loads(ws.recv(timeout=10))["type"] == "started"
         assert json.loads(ws.recv(timeout=10)) == {"type": "stdout", "data": "up\n"}
         assert live_leftovers(LIVE_UID_BASES[0])  # the run is there while the socket is open
