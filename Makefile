@@ -18,7 +18,8 @@ SYSTEM_COMMANDS := bwrap setpriv cc node npm /usr/bin/python3
 .PHONY: install system browser run test lint check bench clean
 
 SCRIPTS := node-preload.cjs pool-loader.py pool-loader.cjs
-TOOLS := $(TOOLS_DIR)/sandbox-init $(TOOLS_DIR)/esbuild $(TOOLS_DIR)/esbuild-api.js $(addprefix $(TOOLS_DIR)/,$(SCRIPTS))
+BINARIES := sandbox-init pool-exec
+TOOLS := $(addprefix $(TOOLS_DIR)/,$(BINARIES)) $(TOOLS_DIR)/esbuild $(TOOLS_DIR)/esbuild-api.js $(addprefix $(TOOLS_DIR)/,$(SCRIPTS))
 
 FRONTEND_SOURCES := $(wildcard frontend/src/*.js)
 
@@ -61,7 +62,7 @@ static/build/.built: frontend/node_modules/.installed $(FRONTEND_SOURCES)
 
 # The tools are bound into every sandbox, so they live where the sandbox's
 # unprivileged uid can read them, not inside this checkout (which may sit under /root).
-$(TOOLS_DIR)/sandbox-init: runtimes/sandbox-init.c
+$(addprefix $(TOOLS_DIR)/,$(BINARIES)): $(TOOLS_DIR)/%: runtimes/%.c
 	@mkdir -p $(TOOLS_DIR) && chmod 0755 $(TOOLS_DIR)
 	cc -O2 -Wall -Werror -o $@.tmp $< && install -m 0755 $@.tmp $@ && rm -f $@.tmp
 

@@ -12,6 +12,9 @@ django_app = get_asgi_application()  # before anything imports models
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
+from django.core.handlers.asgi import ASGIHandler  # noqa: E402
+from django.core.handlers.exception import convert_exception_to_response  # noqa: E402
+from django.utils.module_loading import import_string  # noqa: E402
 
 from runner import executor  # noqa: E402
 from runner.routing import websocket_urlpatterns  # noqa: E402
@@ -51,6 +54,41 @@ def body_limit(app, limit: int):
     return guarded
 
 
+class ApiHandler(ASGIHandler):
+    """Django for the JSON API, through settings.API_MIDDLEWARE instead of MIDDLEWARE.
+
+    The pages need sessions, CSRF, auth and messages, and Django runs those sync-only
+    middlewares of an async request in a worker thread, a hand-off each way: about 2 ms
+    of every request on a small machine, more than a pre-warmed Python run itself takes.
+    The API reads no cookie and renders no form, so its requests skip them; what it
+    needs (CORS, security headers) is written as async middleware.
+    """
+
+    async def __call__(self, scope, receive, send):
+        # Without a ThreadSensitiveContext per request: the API's blocking work (cache,
+        # database) goes to one long-lived thread instead of a new thread per request.
+        await self.handle(scope, receive, send)
+
+    def load_middleware(self, is_async=False):
+        self._view_middleware = []
+        self._template_response_middleware = []
+        self._exception_middleware = []
+        handler = convert_exception_to_response(self._get_response_async)
+        for path in reversed(settings.API_MIDDLEWARE):
+            handler = convert_exception_to_response(import_string(path)(handler))
+        self._middleware_chain = handler
+
+
+def by_path(api, pages, prefix: str):
+    """HTTP under prefix to api, the rest to pages."""
+
+    async def route(scope, receive, send):
+        app = api if scope["path"].startswith(prefix) else pages
+        return await app(scope, receive, send)
+
+    return route
+
+
 async def report_isolation() -> None:
     layers = await executor.isolation()
     for layer in layers:
@@ -75,7 +113,7 @@ check_at_start()
 # other sites (the embed widget) open them.
 application = ProtocolTypeRouter(
     {
-        "http": body_limit(django_app, settings.DATA_UPLOAD_MAX_MEMORY_SIZE),
+        "http": body_limit(by_path(ApiHandler(), django_app, "/api/"), settings.DATA_UPLOAD_MAX_MEMORY_SIZE),
         "websocket": URLRouter(websocket_urlpatterns),
     }
 )

@@ -93,6 +93,11 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
+# The JSON API's own, lean stack (playground.asgi.ApiHandler): async only, no cookies.
+API_MIDDLEWARE = [
+    "runner.middleware.api_cors",
+]
+
 ROOT_URLCONF = "playground.urls"
 ASGI_APPLICATION = "playground.asgi.application"
 
@@ -115,6 +120,11 @@ DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": env_str("SQLITE_PATH", str(DATA_DIR / "db.sqlite3")),
+        # Kept open: closing the last connection checkpoints the WAL, milliseconds a request.
+        # The API's database work runs on one long-lived thread (playground.asgi.ApiHandler),
+        # so in practice this is one connection, checked before each request.
+        "CONN_MAX_AGE": None,
+        "CONN_HEALTH_CHECKS": True,
         # Runs are stored from many requests at once: wait for the write lock, don't fail.
         # WAL with synchronous=NORMAL: a commit costs no fsync of its own, and readers never block writers.
         "OPTIONS": {

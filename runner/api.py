@@ -18,9 +18,13 @@ PRUNE_EVERY_SECONDS = 600
 _last_prune = 0.0
 
 
-def _store(spec: schemas.RunSpec, result: RunResult) -> None:
+def _finish(admitted: fairuse.Pass, spec: schemas.RunSpec, result: RunResult) -> None:
+    """After a run, in one hand-off to a thread: give the client's place back, store the run."""
     global _last_prune
-    Execution.record(spec, result)
+    try:
+        Execution.record(spec, result)
+    finally:
+        admitted.release_now()
     if time.monotonic() - _last_prune > PRUNE_EVERY_SECONDS:
         _last_prune = time.monotonic()
         Execution.objects.prune()
@@ -32,12 +36,12 @@ async def _run(request, req: RunRequest) -> JsonResponse:
     admitted = await fairuse.admit(client)
     try:
         result = await executor.Run(spec).result()
-    except (executor.Busy, executor.Unavailable):
-        await fairuse.refund(admitted)  # it never ran
-        raise
-    finally:
+    except BaseException as e:
+        if isinstance(e, executor.Busy | executor.Unavailable):
+            await fairuse.refund(admitted)  # it never ran
         await admitted.release()
-    await sync_to_async(_store)(spec, result)
+        raise
+    await sync_to_async(_finish)(admitted, spec, result)
     response = JsonResponse(result.to_wire())
     for name, value in admitted.headers().items():
         response[name] = value

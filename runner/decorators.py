@@ -40,7 +40,9 @@ def error(status: int, message: str, **extra) -> JsonResponse:
 async def identify(request) -> fairuse.Client:
     """Who is calling: the API key presented (401 if unknown or revoked), and the address."""
     headers = {k.lower(): v for k, v in request.headers.items()}
-    key = await sync_to_async(fairuse.find_key)(fairuse.presented_key(headers))
+    secret = fairuse.presented_key(headers)
+    # Without a key there is nothing to look up: no hand-off to a database thread.
+    key = fairuse.find_key(None) if secret is None else await sync_to_async(fairuse.find_key)(secret)
     address = fairuse.client_address(
         request.META.get("REMOTE_ADDR", ""), request.META.get("HTTP_X_FORWARDED_FOR")
     )

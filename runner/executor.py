@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import codecs
 import collections
-import json
 import logging
 import signal as signals
 import threading
@@ -19,7 +18,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from . import conf, languages, sandbox
+from . import conf, languages, pool, sandbox
 from . import isolation as isolation_probe
 from .pool import POOL
 from .schemas import RunResult, RunSpec
@@ -29,6 +28,8 @@ log = logging.getLogger(__name__)
 READ_CHUNK = 65536
 # After a kill, how long the pipes may take to reach EOF before we stop waiting.
 DRAIN_SECONDS = 2.0
+# After the program exits, how long its children may hold the output pipes before they are killed.
+STRAY_GRACE_SECONDS = 0.002
 
 
 class Busy(Exception):
@@ -176,9 +177,15 @@ class Run:
         self._flush_task: asyncio.Task | None = None
 
     async def result(self) -> RunResult:
-        """Drive the run to its end and return the result (the REST door's way)."""
-        async for event in self.events():
+        """Drive the run to its end and return the result (the REST door's way).
+
+        The result is returned as soon as the program's exit and output are known; the
+        sandbox is torn down meanwhile, and its slot is released only once that is done.
+        """
+        events = self.events()
+        async for event in events:
             if isinstance(event, Exited):
+                _in_background(events.aclose())
                 return event.result
         raise RuntimeError("a run ended without a result")
 
@@ -215,8 +222,8 @@ class Run:
     async def events(self) -> AsyncIterator[Event]:
         await ensure_isolation()
         config = conf.get()
-        pool = slots()
-        slot = await pool.acquire()
+        shared = slots()
+        slot = await shared.acquire()
         try:
             warm = await self._warm_box(config)
             self.box = warm or await self._cold_box(config, slot)
@@ -235,7 +242,7 @@ class Run:
                 if self.box:
                     await _to_the_end(self.box.destroy())
             finally:
-                pool.release(slot)
+                shared.release(slot)
 
     async def _cold_box(self, config: conf.RunnerConfig, slot: int) -> sandbox.Sandbox:
         lang = self.spec.language
@@ -261,9 +268,7 @@ class Run:
         try:
             if self.spec.limits.memory_mib != config.defaults.memory_mib and box.cgroup:
                 box.cgroup.set_memory(self.spec.limits.memory_mib << 20)
-            run = json.dumps({"files": {**{self.spec.language.filename: self.spec.code}, **self.spec.files},
-                              "args": list(self.spec.args)}).encode()  # fmt: skip
-            handover = len(run).to_bytes(8, "big") + run
+            handover = pool.handover(self.spec.sources(), list(self.spec.args))
             if self.interactive:
                 await box.attach(None)
                 await box.write_stdin(handover)
@@ -289,7 +294,7 @@ class Run:
                     return
 
         async def waiter() -> None:
-            await box.wait()
+            await box.finished()
             queue.put_nowait(("exit", b""))
 
         tasks = [
@@ -299,6 +304,7 @@ class Run:
         ]
         deadline = loop.time() + self.spec.limits.timeout_ms / 1000
         draining = False
+        stray_kill = None
         open_streams, exited = 2, False
         try:
             while open_streams or not exited:
@@ -316,13 +322,18 @@ class Run:
                     break
                 if name == "exit":
                     exited = True
-                    # Strays still holding the pipes die with the sandbox, so both reach EOF.
-                    await box.destroy()
+                    if open_streams:
+                        # The program's own end of the pipes closed as it exited; strays still
+                        # holding them die now, so both reach EOF. (Their EOF is usually just
+                        # queued behind this event: the grace avoids a needless kill.)
+                        stray_kill = loop.call_later(STRAY_GRACE_SECONDS, box.kill)
                 elif not chunk:
                     open_streams -= 1
                 elif text := self._take(name, chunk):
                     yield Output(name, text)
         finally:
+            if stray_kill:
+                stray_kill.cancel()
             for task in tasks:
                 task.cancel()
         for name, decoder in self._decoders.items():
@@ -347,9 +358,9 @@ class Run:
         status = box.exit_status()
         if status is None:
             # sandbox-init never reported: we killed the tree, or the sandbox never started.
-            err = "".join(self._out["stderr"])
-            if self._ended_by is None and err.startswith("bwrap: "):
-                raise sandbox.SandboxError(err.strip())
+            setup = box.setup_errors()
+            if self._ended_by is None and setup:
+                raise sandbox.SandboxError(setup)
             code = box.process.returncode if box.process else None
             signum = signals.SIGKILL if self._ended_by or code is None or code < 0 else code - 128
             exit_code, signum = (None, signum) if signum > 0 else (code, None)
@@ -376,6 +387,16 @@ class Run:
             signal=_signal_name(signum),
             status=verdict,
         )
+
+
+_background: set[asyncio.Task] = set()
+
+
+def _in_background(coro) -> None:
+    """Run coro to its end on this loop, holding the task so it is not collected midway."""
+    task = asyncio.ensure_future(coro)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
 
 
 async def _to_the_end(coro) -> None:

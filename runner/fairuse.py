@@ -225,8 +225,13 @@ class Pass:
 
     async def release(self) -> None:
         if not self._released:
+            await sync_to_async(self.release_now)()
+
+    def release_now(self) -> None:
+        """release(), from a thread that may block on the cache."""
+        if not self._released:
             self._released = True
-            await sync_to_async(_leave)(self._slot_key)
+            _leave(self._slot_key)
 
 
 def _enter(slot_key: str, limit: int) -> bool:
@@ -274,31 +279,44 @@ def _refund(client: Client) -> None:
 
 async def admit(client: Client) -> Pass:
     """Let a run in, or raise RequestError: 429 for the rate or concurrency, 402 for credits."""
-    decision = None
-    rate = client.rate
-    if rate is not None:
-        decision = await sync_to_async(take)(client.bucket, rate)
-        if not decision.allowed:
-            raise RequestError(
-                429, f"rate limit of {rate} exceeded; retry in {decision.retry_after} s",
-                retryAfter=decision.retry_after, headers={**decision.headers(), "Retry-After": str(decision.retry_after)},
-            )  # fmt: skip
     slot_key = f"running:{client.bucket}"
     deadline = time.monotonic() + settings.RUNNER_CLIENT_WAIT
-    while not await sync_to_async(_enter)(slot_key, client.concurrency):
+    # The cache and the database are blocking: one hand-off to a thread for all the steps.
+    decision, entered = await sync_to_async(_admit)(client, slot_key)
+    while not entered:
         if time.monotonic() >= deadline:
             raise RequestError(
                 429, f"too many runs at once: at most {client.concurrency} per client",
                 retryAfter=1, headers={"Retry-After": "1"},
             )  # fmt: skip
         await asyncio.sleep(CONCURRENCY_POLL_SECONDS)
-    admitted = Pass(client, decision, slot_key)
+        entered = await sync_to_async(_enter_and_charge)(client, slot_key)
+    return Pass(client, decision, slot_key)
+
+
+def _admit(client: Client, slot_key: str) -> tuple[Decision | None, bool]:
+    """The rate, then a place among the client's concurrent runs and its credit (False: no place yet)."""
+    decision = None
+    rate = client.rate
+    if rate is not None:
+        decision = take(client.bucket, rate)
+        if not decision.allowed:
+            raise RequestError(
+                429, f"rate limit of {rate} exceeded; retry in {decision.retry_after} s",
+                retryAfter=decision.retry_after, headers={**decision.headers(), "Retry-After": str(decision.retry_after)},
+            )  # fmt: skip
+    return decision, _enter_and_charge(client, slot_key)
+
+
+def _enter_and_charge(client: Client, slot_key: str) -> bool:
+    if not _enter(slot_key, client.concurrency):
+        return False
     try:
-        await sync_to_async(_charge)(client)
+        _charge(client)
     except BaseException:
-        await admitted.release()
+        _leave(slot_key)
         raise
-    return admitted
+    return True
 
 
 async def refund(admitted: Pass) -> None:

@@ -71,13 +71,16 @@ async def check(host: Host) -> list[Layer]:
         box.close_stdin()
         await asyncio.wait_for(box.wait(), 5)
     except (TimeoutError, OSError, asyncio.IncompleteReadError, SandboxError) as e:
-        err = b""
-        if box and box.stderr:
-            try:
-                err = await asyncio.wait_for(box.stderr.read(4096), 1)
-            except TimeoutError:
-                pass
-        reason = err.decode(errors="replace").strip() or str(e) or type(e).__name__
+        err = ""
+        if box:
+            await asyncio.sleep(0.05)  # a failing bwrap exits at once: let it finish its message
+            err = box.setup_errors()
+            if not err and box.stderr:
+                try:
+                    err = (await asyncio.wait_for(box.stderr.read(4096), 1)).decode(errors="replace").strip()
+                except TimeoutError:
+                    pass
+        reason = err or str(e) or type(e).__name__
         layers.append(Layer("sandbox", False, f"a probe sandbox failed: {reason}"))
         return layers
     finally:

@@ -26,6 +26,7 @@ NODE_TOOLS = (("node-preload.cjs", NODE_PRELOAD_INSIDE),)
 TS_OUTPUT = f"{sandbox.WORKDIR}/.main.mjs"
 POOL_PY = "/opt/pool-loader.py"
 POOL_NODE = "/opt/pool-loader.cjs"
+POOL_EXEC = "/opt/pool-exec"
 # esbuild bundles the local imports (so extra .ts files work) into one ES module;
 # the banner gives that module a `require`, so CommonJS-style code runs too.
 ESBUILD_FLAGS = (
@@ -130,8 +131,8 @@ LANGUAGES: tuple[Language, ...] = (
         aliases=("sh",),
         filename="main.sh",
         command=(BASH, "main.sh"),
-        pool_command=(PYTHON, POOL_PY, "--exec", BASH, "main.sh"),
-        tools=(("pool-loader.py", POOL_PY),),
+        pool_command=(POOL_EXEC, BASH, "main.sh"),
+        tools=(("pool-exec", POOL_EXEC),),
         version_probe=(BASH, "-c", "echo $BASH_VERSION"),
         version_pattern=r"(\d+(?:\.\d+)+)",
         runtime="GNU Bash",

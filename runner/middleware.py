@@ -1,4 +1,8 @@
-"""CORS for the JSON API: any page, even one opened from disk, may call it from a browser."""
+"""CORS for the JSON API: any page, even one opened from disk, may call it from a browser.
+
+Also the one security header a JSON answer needs (Django's SecurityMiddleware sets it on
+pages; the API's own stack, playground.asgi.ApiHandler, runs without that middleware).
+"""
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpResponse
@@ -31,6 +35,7 @@ def _decorate(request, response):
     if request.path.startswith(API_PREFIX):
         for key, value in CORS_HEADERS.items():
             response[key] = value
+        response.setdefault("X-Content-Type-Options", "nosniff")
     return response
 
 

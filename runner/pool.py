@@ -191,6 +191,27 @@ def _sweep(config: RunnerConfig) -> None:
                 pass
 
 
+def handover(files: dict[str, bytes], args: list[str]) -> bytes:
+    """What a waiting sandbox's loader reads first on stdin: the run's files and arguments.
+
+    An 8-byte big-endian length, then: a 4-byte file count and, per file, a 4-byte name
+    length, the UTF-8 name, an 8-byte content length and the content; then a 4-byte
+    argument count and, per argument, a 4-byte length and the UTF-8 argument. Plain
+    lengths, so the loaders (runtimes/pool-loader.py, pool-loader.cjs, pool-exec.c) parse
+    it with nothing to import.
+    """
+    parts = [len(files).to_bytes(4, "big")]
+    for name, content in files.items():
+        encoded = name.encode()
+        parts += [len(encoded).to_bytes(4, "big"), encoded, len(content).to_bytes(8, "big"), content]
+    parts.append(len(args).to_bytes(4, "big"))
+    for arg in args:
+        encoded = arg.encode()
+        parts += [len(encoded).to_bytes(4, "big"), encoded]
+    body = b"".join(parts)
+    return len(body).to_bytes(8, "big") + body
+
+
 def _discard(box: sandbox.Sandbox) -> None:
     try:
         box.discard()

@@ -120,7 +120,13 @@ class ExitStatus:
 
 
 def bwrap_argv(
-    spec: BoxSpec, host: Host, file_fds: dict[str, int], status_fd: int, seccomp_fd: int
+    spec: BoxSpec,
+    host: Host,
+    file_fds: dict[str, int],
+    status_fd: int,
+    seccomp_fd: int,
+    out_fd: int,
+    err_fd: int,
 ) -> list[str]:
     """Every isolation flag, in one place."""
     lim = spec.limits
@@ -170,7 +176,7 @@ def bwrap_argv(
     # Without a memory cgroup, RLIMIT_DATA is the fallback memory limit (0 = unset).
     data_limit = 0 if cgroup_support().has("memory") else lim.memory_mib << 20
     argv += [
-        "--", INIT_PATH, str(status_fd),
+        "--", INIT_PATH, str(status_fd), str(out_fd), str(err_fd),
         str(lim.open_files), str(lim.file_size_mib << 20), str(lim.processes), str(data_limit),
         "--", *spec.argv,
     ]  # fmt: skip
@@ -329,6 +335,7 @@ class Sandbox:
         self._stdin_fd: int | None = None
         self._stdin_writer: asyncio.StreamWriter | None = None
         self._status_fd: int | None = None
+        self._setup_fd: int | None = None
         self._status: ExitStatus | None = None
         self._feeder: asyncio.Task | None = None
         self._out_fd: int | None = None
@@ -397,20 +404,24 @@ class Sandbox:
             fds.append(out_w)
             self._err_fd, err_w = _pipe()
             fds.append(err_w)
+            # bwrap's own stdout and stderr (and sandbox-init's) carry only setup errors;
+            # the program's output pipes reach sandbox-init as extra fds.
+            self._setup_fd, setup_w = os.pipe2(os.O_CLOEXEC)
+            fds.append(setup_w)
             uid = self.host.uid(self.spec.slot)
             argv = [
                 "/bin/sh", "-c", JOIN_AND_EXEC, "sandbox-join", *join, "--",
                 self.host.setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
                 "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs",
-                *bwrap_argv(self.spec, self.host, file_fds, status_w, filter_fd),
+                *bwrap_argv(self.spec, self.host, file_fds, status_w, filter_fd, out_w, err_w),
             ]  # fmt: skip
             self.started_ns = time.monotonic_ns()
             self.process = spawn(
                 argv,
                 stdin=in_r,
-                stdout=out_w,
-                stderr=err_w,
-                pass_fds=[status_w, filter_fd, *file_fds.values()],
+                stdout=setup_w,
+                stderr=setup_w,
+                pass_fds=[status_w, filter_fd, out_w, err_w, *file_fds.values()],
                 start_new_session=True,
             )
         finally:
@@ -473,6 +484,41 @@ class Sandbox:
         self.ended_ns = self.ended_ns or time.monotonic_ns()
         return code
 
+    async def finished(self) -> None:
+        """Wait until the program has exited: its status is reported, or the sandbox is gone.
+
+        The status arrives as the program exits, a millisecond or so before bwrap has
+        torn the namespaces down and exited itself.
+        """
+        if self.exit_status() is None and self._status_fd is not None:
+            loop = asyncio.get_running_loop()
+            reported = loop.create_future()
+
+            def readable():
+                if not reported.done():
+                    reported.set_result(None)
+
+            loop.add_reader(self._status_fd, readable)
+            exited = asyncio.ensure_future(self.process.wait())
+            try:
+                await asyncio.wait([reported, exited], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                loop.remove_reader(self._status_fd)
+                exited.cancel()
+        self.ended_ns = self.ended_ns or time.monotonic_ns()
+
+    def setup_errors(self) -> str:
+        """What bwrap or sandbox-init said on failing to set the sandbox up (never the program's output)."""
+        data = b""
+        if self._setup_fd is not None:
+            os.set_blocking(self._setup_fd, False)
+            try:
+                while chunk := os.read(self._setup_fd, 4096):
+                    data += chunk
+            except BlockingIOError:
+                pass
+        return data.decode(errors="replace").strip()
+
     def exit_status(self) -> ExitStatus | None:
         """The program's real wait status, as reported from inside; None if it never got that far."""
         if self._status is None and self._status_fd is not None:
@@ -521,18 +567,13 @@ class Sandbox:
         self.destroyed = True
         try:
             self.kill()
-            if self.process:
-                try:
-                    await asyncio.wait_for(self.process.wait(), BWRAP_EXIT_SECONDS)
-                except TimeoutError:
-                    log.error("bwrap %s did not exit after its sandbox was killed", self.process.pid)
-                    cgroups.kill_pid(self.process.pid)
-                    await self.process.wait()
-            self.exit_status()
-            deadline = time.monotonic() + EMPTY_WAIT_SECONDS
-            # Polled: cgroup v1 offers no event for "empty", and strays die within milliseconds.
-            while self._kill_stragglers(deadline):  # noqa: ASYNC110
-                await asyncio.sleep(0.001)
+            try:
+                await self._gone()
+            except asyncio.CancelledError:
+                # Cancelled, as when its event loop closes: finish the same work without the loop.
+                self._gone_blocking()
+                self._settle_accounts()
+                raise
             self._settle_accounts()
         finally:
             if self._feeder:
@@ -546,19 +587,39 @@ class Sandbox:
         self.destroyed = True
         try:
             self.kill()
-            if self.process:
-                deadline = time.monotonic() + BWRAP_EXIT_SECONDS
-                while self.process.returncode is None and not self.process._reap():
-                    if time.monotonic() > deadline:
-                        cgroups.kill_pid(self.process.pid)
-                        deadline = time.monotonic() + BWRAP_EXIT_SECONDS
-                    time.sleep(0.001)
-            deadline = time.monotonic() + EMPTY_WAIT_SECONDS
-            while self._kill_stragglers(deadline):
-                time.sleep(0.001)
+            self._gone_blocking()
             self._settle_accounts()
         finally:
             self._release()
+
+    async def _gone(self) -> None:
+        """Wait for bwrap to exit and the cgroup to empty, killing what is left."""
+        if self.process:
+            try:
+                await asyncio.wait_for(self.process.wait(), BWRAP_EXIT_SECONDS)
+            except TimeoutError:
+                log.error("bwrap %s did not exit after its sandbox was killed", self.process.pid)
+                cgroups.kill_pid(self.process.pid)
+                await self.process.wait()
+        self.exit_status()
+        deadline = time.monotonic() + EMPTY_WAIT_SECONDS
+        # Polled: cgroup v1 offers no event for "empty", and strays die within milliseconds.
+        while self._kill_stragglers(deadline):  # noqa: ASYNC110
+            await asyncio.sleep(0.001)
+
+    def _gone_blocking(self) -> None:
+        """_gone(), blocking the calling thread instead of awaiting."""
+        if self.process:
+            deadline = time.monotonic() + BWRAP_EXIT_SECONDS
+            while self.process.returncode is None and not self.process._reap():
+                if time.monotonic() > deadline:
+                    cgroups.kill_pid(self.process.pid)
+                    deadline = time.monotonic() + BWRAP_EXIT_SECONDS
+                time.sleep(0.001)
+        self.exit_status()
+        deadline = time.monotonic() + EMPTY_WAIT_SECONDS
+        while self._kill_stragglers(deadline):
+            time.sleep(0.001)
 
     def _kill_stragglers(self, deadline: float) -> bool:
         """Kill what is left of the sandbox; False once nothing is (past the deadline, SandboxError)."""
@@ -591,12 +652,12 @@ class Sandbox:
                 log.error("cgroup %s is not empty after the run; abandoned", self.cgroup.dirs)
 
     def open_fds(self) -> int:
-        fds = [self._stdin_fd, self._status_fd, self._out_fd, self._err_fd]
+        fds = [self._stdin_fd, self._status_fd, self._setup_fd, self._out_fd, self._err_fd]
         return sum(fd is not None for fd in fds) + bool(self.process and self.process.returncode is None)
 
     def _close_fds(self) -> None:
         self.close_stdin()
-        for name in ("_status_fd", "_out_fd", "_err_fd"):
+        for name in ("_status_fd", "_setup_fd", "_out_fd", "_err_fd"):
             fd = getattr(self, name)
             if fd is not None:
                 os.close(fd)

@@ -7,9 +7,10 @@
 // For TypeScript, esbuild's service is started while the sandbox waits, so the run
 // only pays for the build itself; it is stopped before the program starts.
 //
-// The server writes an 8-byte big-endian length and that many bytes of JSON,
-// {"files": {name: content}, "args": [...]}, then the program's own stdin, which this
-// loader leaves unread. EOF before a run means the server is gone: exit quietly.
+// The server writes one hand-over (runner/pool.py, handover()): an 8-byte big-endian
+// length, then that many bytes holding the files and the arguments; then the program's
+// own stdin, which this loader leaves unread. EOF before a run means the server is gone:
+// exit quietly.
 "use strict";
 const fs = require("fs");
 const path = require("path");
@@ -31,6 +32,30 @@ function readExact(n) {
   return buffer;
 }
 
+// Writes the run's files into the working directory; returns its arguments.
+function takeRun() {
+  const data = readExact(Number(readExact(8).readBigUInt64BE()));
+  let at = 0;
+  const number = (width) => {
+    at += width;
+    return width === 4 ? data.readUInt32BE(at - 4) : Number(data.readBigUInt64BE(at - 8));
+  };
+  const chunk = (width) => {
+    const size = number(width);
+    at += size;
+    return data.subarray(at - size, at);
+  };
+  for (let files = number(4); files > 0; files--) {
+    const name = chunk(4).toString("utf8");
+    const content = chunk(8);
+    fs.mkdirSync(path.dirname(path.resolve(name)), { recursive: true });
+    fs.writeFileSync(name, content);
+  }
+  const args = [];
+  for (let count = number(4); count > 0; count--) args.push(chunk(4).toString("utf8"));
+  return args;
+}
+
 async function main() {
   let main = process.argv[2];
   let esbuild = null;
@@ -41,12 +66,7 @@ async function main() {
     await esbuild.transform("", {}); // starts the service now, while we wait
     delete process.env.ESBUILD_BINARY_PATH;
   }
-  const size = Number(readExact(8).readBigUInt64BE());
-  const run = JSON.parse(readExact(size).toString("utf8"));
-  for (const [name, content] of Object.entries(run.files)) {
-    fs.mkdirSync(path.dirname(path.resolve(name)), { recursive: true });
-    fs.writeFileSync(name, content);
-  }
+  const args = takeRun();
   if (esbuild) {
     // The same build as the cold path's esbuild command line (runner/languages.py).
     try {
@@ -67,7 +87,7 @@ async function main() {
     }
     main = outfile;
   }
-  process.argv = [process.argv[0], path.resolve(main), ...run.args];
+  process.argv = [process.argv[0], path.resolve(main), ...args];
   require("module").runMain();
 }
 

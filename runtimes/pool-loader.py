@@ -1,13 +1,15 @@
-"""A pre-warmed sandbox's first program: waits for one run on stdin, then becomes it.
+"""A pre-warmed Python sandbox's first program: waits for one run on stdin, then becomes it.
 
-    python3 pool-loader.py main.py                  # then runs main.py as __main__
-    python3 pool-loader.py --exec /bin/bash main.sh  # then execs bash main.sh
+    python3 pool-loader.py main.py    # then runs main.py as __main__
 
-The server writes an 8-byte big-endian length and that many bytes of JSON,
-{"files": {name: content}, "args": [...]}, then the program's own stdin. The loader
-reads exactly that much with os.read, so the rest of stdin is left for the program.
-EOF on stdin before a run means the server is gone: exit quietly. Each sandbox serves
-one run only, and the server destroys it afterwards.
+The server writes one hand-over (runner/pool.py, handover()): an 8-byte big-endian
+length, then that many bytes holding the files and the arguments. The loader reads
+exactly that much with os.read, so the rest of stdin is left for the program. EOF on
+stdin before a run means the server is gone: exit quietly. Each sandbox serves one run
+only, and the server destroys it afterwards.
+
+It imports nothing that `python3 main.py` would not have imported by itself (json or
+signal would cost milliseconds at hand-over and leave modules behind in sys.modules).
 """
 
 import os
@@ -26,23 +28,39 @@ def _read_exact(n):
 
 
 def _take_run():
-    import json
+    """Write the run's files into the working directory; return its arguments."""
+    data = memoryview(_read_exact(int.from_bytes(_read_exact(8), "big")))
+    at = 0
 
-    size = int.from_bytes(_read_exact(8), "big")
-    run = json.loads(_read_exact(size))
-    for name, content in run["files"].items():
+    def number(width):
+        nonlocal at
+        at += width
+        return int.from_bytes(data[at - width : at], "big")
+
+    def chunk(width):
+        nonlocal at
+        size = number(width)
+        at += size
+        return data[at - size : at]
+
+    for _ in range(number(4)):
+        name = str(chunk(4), "utf-8")
+        content = chunk(8)
         folder = os.path.dirname(name)
         if folder:
             os.makedirs(folder, exist_ok=True)
         with open(name, "wb") as f:
-            f.write(content.encode())
-    return run["args"]
+            f.write(content)
+    return [str(chunk(4), "utf-8") for _ in range(number(4))]
 
 
 def _run_python(main, args):
+    import atexit
     import builtins
+    import gc
 
-    system = sys  # this module's globals are about to become the program's: keep what we need
+    # This module's globals are about to become the program's: keep what we need as locals.
+    system, exit_now, collect, exit_status = sys, os._exit, gc.collect, _exit_status
 
     path = os.path.abspath(main)
     with open(path, "rb") as f:
@@ -57,27 +75,48 @@ def _run_python(main, args):
         __name__="__main__", __doc__=None, __package__=None, __loader__=None, __spec__=None,
         __builtins__=builtins, __file__=path, __cached__=None,
     )  # fmt: skip
+    status = 0
     try:
         exec(code, namespace)
-    except SystemExit:
-        raise
+    except SystemExit as e:
+        status = exit_status(e.code, system.stderr)
     except BaseException as e:
         # The traceback starts at the user's file, as it would without this loader.
         tb = e.__traceback__.tb_next if e.__traceback__ else None
         system.excepthook(type(e), e.with_traceback(tb), tb)
-        system.exit(1)
+        status = 1
+    # The interpreter's shutdown, as the program can observe it: non-daemon threads are
+    # waited for, atexit handlers run, what __main__ held is released (its __del__ methods
+    # run, its open files are flushed), then stdout and stderr are flushed. The rest of a
+    # normal exit (tearing every module down) takes milliseconds and shows nothing, so
+    # the process ends there.
+    threading = system.modules.get("threading")
+    if threading is not None:
+        threading._shutdown()
+    atexit._run_exitfuncs()
+    namespace.clear()
+    collect()
+    for stream in (system.stdout, system.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except Exception:
+            status = status or 120  # as CPython does when stdout can't be flushed at exit
+    exit_now(status)
+
+
+def _exit_status(code, stderr):
+    """What `python3 main.py` exits with after an uncaught SystemExit(code)."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    try:
+        print(code, file=stderr, flush=True)
+    except Exception:
+        pass
+    return 1
 
 
 if __name__ == "__main__":
-    if sys.argv[1] == "--exec":
-        import signal
-
-        program = sys.argv[2:]
-        args = _take_run()
-        # Python ignores SIGPIPE and SIGXFSZ, and an ignored signal stays ignored across
-        # exec: give the program the defaults it would have had, started cold.
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-        signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
-        os.execv(program[0], [*program, *args])
-    else:
-        _run_python(sys.argv[1], _take_run())
+    _run_python(sys.argv[1], _take_run())

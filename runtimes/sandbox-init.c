@@ -1,7 +1,7 @@
 /*
  * sandbox-init: the first process of every run inside the bubblewrap sandbox.
  *
- *   sandbox-init STATUS_FD NOFILE FSIZE NPROC DATA -- PROGRAM [ARGS...]
+ *   sandbox-init STATUS_FD OUT_FD ERR_FD NOFILE FSIZE NPROC DATA -- PROGRAM [ARGS...]
  *
  * It runs as pid 1 of the sandbox's pid namespace (bwrap --as-pid-1), so the
  * program can't signal it, and its exit ends every process left in the sandbox.
@@ -13,6 +13,10 @@
  *   exit CODE NANOSECONDS\n   or   signal NUMBER NANOSECONDS\n
  *
  * STATUS_FD is close-on-exec, so the program itself sees only fds 0, 1, 2.
+ * The program's stdout and stderr arrive as OUT_FD and ERR_FD, not as this process's
+ * own 1 and 2 (those are bwrap's, kept for setup errors): only the program and its
+ * children hold the output pipes, so the server sees them end the moment the program
+ * and its children are done, without waiting for bwrap and the namespaces to go.
  * A limit of 0 leaves that rlimit as it is (DATA is only the fallback when
  * the host has no memory cgroup). Kept tiny and dependency-free on purpose.
  */
@@ -51,19 +55,21 @@ static void limit(int resource, const char *value) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 8 || strcmp(argv[6], "--") != 0) {
-        fprintf(stderr, "usage: sandbox-init STATUS_FD NOFILE FSIZE NPROC DATA -- PROGRAM [ARGS...]\n");
+    if (argc < 10 || strcmp(argv[8], "--") != 0) {
+        fprintf(stderr,
+                "usage: sandbox-init STATUS_FD OUT_FD ERR_FD NOFILE FSIZE NPROC DATA -- PROGRAM [ARGS...]\n");
         return 125;
     }
-    int status_fd = atoi(argv[1]);
-    if (fcntl(status_fd, F_SETFD, FD_CLOEXEC) != 0) {
-        perror("sandbox-init: status fd");
+    int status_fd = atoi(argv[1]), out_fd = atoi(argv[2]), err_fd = atoi(argv[3]);
+    if (out_fd < 3 || err_fd < 3 || fcntl(status_fd, F_SETFD, FD_CLOEXEC) != 0 ||
+        fcntl(out_fd, F_SETFD, FD_CLOEXEC) != 0 || fcntl(err_fd, F_SETFD, FD_CLOEXEC) != 0) {
+        perror("sandbox-init: fds");
         return 125;
     }
-    limit(RLIMIT_NOFILE, argv[2]);
-    limit(RLIMIT_FSIZE, argv[3]);
-    limit(RLIMIT_NPROC, argv[4]);
-    limit(RLIMIT_DATA, argv[5]);
+    limit(RLIMIT_NOFILE, argv[4]);
+    limit(RLIMIT_FSIZE, argv[5]);
+    limit(RLIMIT_NPROC, argv[6]);
+    limit(RLIMIT_DATA, argv[7]);
     struct rlimit no_core = {0, 0};
     setrlimit(RLIMIT_CORE, &no_core);
 
@@ -76,10 +82,15 @@ int main(int argc, char **argv) {
     if (child == 0) {
         /* Its own process group: `kill 0` in the program then spares this reporter. */
         setpgid(0, 0);
-        execvp(argv[7], &argv[7]);
-        fprintf(stderr, "sandbox-init: cannot run %s: %s\n", argv[7], strerror(errno));
+        /* dup2 clears close-on-exec on the copies; the originals close at exec. */
+        if (dup2(out_fd, 1) < 0 || dup2(err_fd, 2) < 0) _exit(125);
+        execvp(argv[9], &argv[9]);
+        fprintf(stderr, "sandbox-init: cannot run %s: %s\n", argv[9], strerror(errno));
         _exit(127);
     }
+    close(out_fd);
+    close(err_fd);
+    close(0); /* the program's stdin, too, is the program's alone */
 
     /* As pid 1 of the namespace, orphans become ours: reap them all, so finished
      * background processes don't pile up as zombies against the process limit. */
