@@ -24,6 +24,9 @@ def _test_host(settings):
     # Every test runs as one client from one address: the fair-use tests set their own limits.
     settings.RUNNER_RATE_LIMIT = "off"
     settings.RUNNER_CLIENT_CONCURRENCY = 64
+    # In-process tests run inside a transaction: a run's row is written by the request itself.
+    # (The live-server tests use the background recorder.)
+    settings.RUNNER_RECORD_IN_BACKGROUND = False
     cache.clear()
 
 

@@ -197,6 +197,8 @@ RUNNER_QUEUE_SIZE = env_int("RUNNER_QUEUE_SIZE", 32, minimum=0)
 RUNNER_QUEUE_WAIT = env_float("RUNNER_QUEUE_WAIT", 30.0)  # seconds a queued run waits for a slot
 RUNNER_RETENTION_HOURS = env_float("RUNNER_RETENTION_HOURS", 24.0)
 RUNNER_POOL_SIZE = env_int("RUNNER_POOL_SIZE", 2)  # pre-warmed sandboxes per language; 0 disables
+# Store finished runs just after their answer (runner.recorder), not before it.
+RUNNER_RECORD_IN_BACKGROUND = env_bool("RUNNER_RECORD_IN_BACKGROUND", True)
 RUNNER_TOOLS_DIR = env_str("RUNNER_TOOLS_DIR", "/opt/code-playground")
 RUNNER_UID_BASE = env_int("RUNNER_UID_BASE", 61000, minimum=1000)
 RUNNER_CGROUP_PARENT = env_str("RUNNER_CGROUP_PARENT", "code-playground")

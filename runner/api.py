@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import JsonResponse
@@ -12,22 +10,8 @@ from django.shortcuts import render
 from . import conf, executor, fairuse, openapi, schemas
 from .decorators import api, error
 from .models import Execution
+from .recorder import RECORDER
 from .schemas import ExecutionRecord, RunRequest, RunResult, Runtime, Usage
-
-PRUNE_EVERY_SECONDS = 600
-_last_prune = 0.0
-
-
-def _finish(admitted: fairuse.Pass, spec: schemas.RunSpec, result: RunResult) -> None:
-    """After a run, in one hand-off to a thread: give the client's place back, store the run."""
-    global _last_prune
-    try:
-        Execution.record(spec, result)
-    finally:
-        admitted.release_now()
-    if time.monotonic() - _last_prune > PRUNE_EVERY_SECONDS:
-        _last_prune = time.monotonic()
-        Execution.objects.prune()
 
 
 async def _run(request, req: RunRequest) -> JsonResponse:
@@ -41,7 +25,8 @@ async def _run(request, req: RunRequest) -> JsonResponse:
             await fairuse.refund(admitted)  # it never ran
         await admitted.release()
         raise
-    await sync_to_async(_finish)(admitted, spec, result)
+    await admitted.release()
+    await RECORDER.record(spec, result)
     response = JsonResponse(result.to_wire())
     for name, value in admitted.headers().items():
         response[name] = value
@@ -89,7 +74,7 @@ async def runtimes(request):
     errors=(404, 405),
 )
 async def execution(request, id):
-    found = await Execution.objects.retained().filter(id=id).afirst()
+    found = RECORDER.pending(id) or await Execution.objects.retained().filter(id=id).afirst()
     if found is None:
         hours = conf.get().retention_hours
         return error(404, f"no execution {id}: it never existed, or is older than the {hours:g} h retention")

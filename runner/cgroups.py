@@ -21,6 +21,9 @@ CGROUP_MOUNT = "/sys/fs/cgroup"
 V1_CONTROLLERS = ("memory", "pids", "cpu", "freezer")
 V2_CONTROLLERS = ("memory", "pids", "cpu")
 CPU_PERIOD_US = 100_000
+# CPU weights on cgroup v2's scale (v1's cpu.shares is 1024 at the default weight of 100).
+DEFAULT_CPU_WEIGHT = 100
+IDLE_CPU_WEIGHT = 1
 EMPTY_WAIT_SECONDS = 5.0
 
 
@@ -93,7 +96,15 @@ class Cgroup:
 
     @classmethod
     def create(
-        cls, support: Support, parent: str, name: str, *, memory_bytes: int, pids: int, cpus: float
+        cls,
+        support: Support,
+        parent: str,
+        name: str,
+        *,
+        memory_bytes: int,
+        pids: int,
+        cpus: float,
+        cpu_weight: int = DEFAULT_CPU_WEIGHT,
     ) -> Cgroup:
         if support.version == 2:
             base = os.path.join(support.mounts[""], parent)
@@ -106,6 +117,8 @@ class Cgroup:
             for path in dirs.values():
                 os.makedirs(path)
             group._set_limits(memory_bytes, pids, cpus)
+            if cpu_weight != DEFAULT_CPU_WEIGHT:
+                group.set_cpu_weight(cpu_weight)
         except OSError:
             group.remove()
             raise
@@ -148,6 +161,15 @@ class Cgroup:
         # memsw may never be below the plain limit: raise it first, or lower it last.
         for path in reversed(files) if memory_bytes > current else files:
             _write(path, str(memory_bytes))
+
+    def set_cpu_weight(self, weight: int) -> None:
+        """How much CPU the group gets against its siblings when the CPUs are contended."""
+        if not self.support.has("cpu"):
+            return
+        if self.support.version == 2:
+            _write(f"{self.dirs['']}/cpu.weight", str(weight))
+        else:
+            _write(f"{self.dirs['cpu']}/cpu.shares", str(max(2, weight * 1024 // DEFAULT_CPU_WEIGHT)))
 
     @property
     def procs_files(self) -> list[str]:

@@ -22,7 +22,7 @@ from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from . import conf, executor, fairuse, schemas
-from .models import Execution
+from .recorder import RECORDER
 from .sandbox import SandboxError
 
 log = logging.getLogger(__name__)
@@ -156,4 +156,4 @@ class ExecuteConsumer(AsyncWebsocketConsumer):
         spec = self.spec
         if self.sent_stdin:
             spec = schemas.RunSpec(spec.language, spec.code, "".join(self.sent_stdin), spec.args, spec.files)
-        await sync_to_async(Execution.record)(spec, result)
+        await RECORDER.record(spec, result)

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.core.cache.backends.locmem import LocMemCache
 from django.core.exceptions import ImproperlyConfigured
 from django.db.models import F
 from django.utils import timezone
@@ -225,13 +226,11 @@ class Pass:
 
     async def release(self) -> None:
         if not self._released:
-            await sync_to_async(self.release_now)()
-
-    def release_now(self) -> None:
-        """release(), from a thread that may block on the cache."""
-        if not self._released:
             self._released = True
-            _leave(self._slot_key)
+            if _local_cache():
+                _leave(self._slot_key)
+            else:
+                await sync_to_async(_leave)(self._slot_key)
 
 
 def _enter(slot_key: str, limit: int) -> bool:
@@ -281,8 +280,7 @@ async def admit(client: Client) -> Pass:
     """Let a run in, or raise RequestError: 429 for the rate or concurrency, 402 for credits."""
     slot_key = f"running:{client.bucket}"
     deadline = time.monotonic() + settings.RUNNER_CLIENT_WAIT
-    # The cache and the database are blocking: one hand-off to a thread for all the steps.
-    decision, entered = await sync_to_async(_admit)(client, slot_key)
+    decision, entered = await _blocking(client, _admit, client, slot_key)
     while not entered:
         if time.monotonic() >= deadline:
             raise RequestError(
@@ -290,8 +288,23 @@ async def admit(client: Client) -> Pass:
                 retryAfter=1, headers={"Retry-After": "1"},
             )  # fmt: skip
         await asyncio.sleep(CONCURRENCY_POLL_SECONDS)
-        entered = await sync_to_async(_enter_and_charge)(client, slot_key)
+        entered = await _blocking(client, _enter_and_charge, client, slot_key)
     return Pass(client, decision, slot_key)
+
+
+def _local_cache() -> bool:
+    return isinstance(caches["default"], LocMemCache)
+
+
+async def _blocking(client: Client, fn, *args):
+    """Call fn, which uses the cache and, for a key, the database.
+
+    Both block, so the call goes to a worker thread; but with no key to charge and the
+    cache in this process's memory, it takes microseconds: the hand-off would cost more.
+    """
+    if client.key is None and _local_cache():
+        return fn(*args)
+    return await sync_to_async(fn)(*args)
 
 
 def _admit(client: Client, slot_key: str) -> tuple[Decision | None, bool]:

@@ -53,8 +53,9 @@ class Execution(models.Model):
         return f"{self.language} run {self.id} ({self.status})"
 
     @classmethod
-    def record(cls, spec: RunSpec, result: RunResult) -> "Execution":
-        return cls.objects.create(
+    def from_run(cls, spec: RunSpec, result: RunResult) -> "Execution":
+        """The record of a finished run, not yet saved (runner.recorder saves it)."""
+        return cls(
             id=result.id,
             language=result.language,
             code=spec.code,

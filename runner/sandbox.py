@@ -110,6 +110,7 @@ class BoxSpec:
     limits: Limits = field(default_factory=Limits)
     slot: int = 0
     cgroup_prefix: str = "slot"
+    cpu_weight: int = cgroups.DEFAULT_CPU_WEIGHT  # against other sandboxes, when CPUs are contended
 
 
 @dataclass(frozen=True)
@@ -206,6 +207,7 @@ class Child:
         self.returncode: int | None = None
         self._pidfd = os.pidfd_open(self.pid)
         self._exited: asyncio.Future | None = None
+        self._watched_by: asyncio.AbstractEventLoop | None = None
 
     def _reap(self) -> bool:
         if self.returncode is None:
@@ -214,6 +216,13 @@ class Child:
                 return False
             self.returncode = os.waitstatus_to_exitcode(status)
             self.popen.returncode = self.returncode  # so Popen never waits for it again
+            if self._watched_by is not None:
+                # Unwatched before the fd is closed: a later fd with the same number must
+                # not inherit this registration.
+                self._watched_by.remove_reader(self._pidfd)
+                self._watched_by = None
+            if self._exited is not None and not self._exited.done():
+                self._exited.set_result(self.returncode)
             os.close(self._pidfd)
         return True
 
@@ -223,13 +232,8 @@ class Child:
         if self._exited is None:
             loop = asyncio.get_running_loop()
             self._exited = loop.create_future()
-
-            def readable():
-                loop.remove_reader(self._pidfd)
-                if self._reap() and not self._exited.done():
-                    self._exited.set_result(self.returncode)
-
-            loop.add_reader(self._pidfd, readable)
+            self._watched_by = loop
+            loop.add_reader(self._pidfd, self._reap)
         # Shielded: one waiter giving up must not cancel the others' wait.
         return await asyncio.shield(self._exited)
 
@@ -380,6 +384,7 @@ class Sandbox:
                     memory_bytes=lim.memory_mib << 20,
                     pids=lim.processes,
                     cpus=lim.cpus,
+                    cpu_weight=self.spec.cpu_weight,
                 )
             except OSError as e:
                 raise SandboxError(f"cannot create the run's cgroup: {e}") from e
@@ -566,7 +571,10 @@ class Sandbox:
             return
         self.destroyed = True
         try:
-            self.kill()
+            if self.exit_status() is None:
+                # Still running. (Once the program's status is in, sandbox-init has exited,
+                # which kills everything left in its pid namespace: nothing to kill.)
+                self.kill()
             try:
                 await self._gone()
             except asyncio.CancelledError:

@@ -1,0 +1,110 @@
+"""Storing finished runs off the answer's path.
+
+A run's answer goes out as soon as the program is done. Its record (GET /api/executions/<id>)
+is written a moment later by one thread, in one transaction with whatever else finished
+meanwhile, on one long-lived database connection. Until it is written the record is pending
+here, where the executions endpoint finds it, so a client that fetches a run right after its
+answer sees it. (Another server process sees it once it is written: milliseconds later.)
+
+flush() waits until everything pending is written: the server calls it at exit, and the
+tests when they read the table. With RUNNER_RECORD_IN_BACKGROUND off, runs are written
+before their answer instead, by the caller's database thread; the in-process tests do
+that, so a run's row belongs to the test's own transaction.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+import time
+import uuid
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import DatabaseError, connection
+
+from .models import Execution
+from .schemas import RunResult, RunSpec
+
+log = logging.getLogger(__name__)
+
+PRUNE_EVERY_SECONDS = 600
+
+
+class Recorder:
+    def __init__(self):
+        self._lock = threading.Condition()
+        self._pending: dict[uuid.UUID, Execution] = {}
+        self._queue: list[Execution] = []
+        self._writing = 0
+        self._thread: threading.Thread | None = None
+        self._last_prune = 0.0
+
+    async def record(self, spec: RunSpec, result: RunResult) -> None:
+        execution = Execution.from_run(spec, result)
+        if not settings.RUNNER_RECORD_IN_BACKGROUND:
+            await sync_to_async(self._write)([execution])
+            return
+        with self._lock:
+            self._pending[execution.id] = execution
+            self._queue.append(execution)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="run-recorder", daemon=True)
+                self._thread.start()
+                atexit.register(self.flush)
+            self._lock.notify_all()
+
+    def pending(self, id: uuid.UUID) -> Execution | None:
+        with self._lock:
+            return self._pending.get(id)
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every pending run is written (or has failed and been logged)."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while self._queue or self._writing:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._lock.wait(left)
+        return True
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                while not self._queue:
+                    self._lock.wait()
+                batch, self._queue = self._queue, []
+                self._writing = len(batch)
+            try:
+                self._write(batch)
+            finally:
+                with self._lock:
+                    for execution in batch:
+                        self._pending.pop(execution.id, None)
+                    self._writing = 0
+                    self._lock.notify_all()
+
+    def _write(self, batch: list[Execution]) -> None:
+        for attempt in (1, 2):
+            try:
+                Execution.objects.bulk_create(batch)
+                break
+            except DatabaseError as e:
+                # A broken connection (a restarted database) is replaced once; then the
+                # runs are given up, loudly: their answers were already sent.
+                connection.close()
+                if attempt == 2:
+                    ids = ", ".join(str(execution.id) for execution in batch)
+                    log.error("could not store %d run(s) (%s): %s", len(batch), ids, e)
+                    return
+        if time.monotonic() - self._last_prune > PRUNE_EVERY_SECONDS:
+            self._last_prune = time.monotonic()
+            try:
+                Execution.objects.prune()
+            except DatabaseError as e:
+                log.error("could not prune old runs: %s", e)
+
+
+RECORDER = Recorder()
