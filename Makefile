@@ -13,12 +13,12 @@ PY := $(VENV)/bin/python
 # Commands the sandbox and the runtimes need, from Debian packages (installed below
 # when missing). /usr/bin/python3 is Debian's Python, used inside the sandbox because
 # it starts several times faster; libseccomp2 builds the seccomp filter.
-SYSTEM_COMMANDS := bwrap setpriv cc node npm /usr/bin/python3
+SYSTEM_COMMANDS := bwrap cc node npm /usr/bin/python3
 
 .PHONY: install system browser run test lint check bench clean
 
 SCRIPTS := node-preload.cjs pool-loader.py pool-loader.cjs
-BINARIES := sandbox-init pool-exec
+BINARIES := sandbox-launch sandbox-init pool-exec
 TOOLS := $(addprefix $(TOOLS_DIR)/,$(BINARIES)) $(TOOLS_DIR)/esbuild $(TOOLS_DIR)/esbuild-api.js $(addprefix $(TOOLS_DIR)/,$(SCRIPTS))
 
 FRONTEND_SOURCES := $(wildcard frontend/src/*.js)
@@ -28,10 +28,11 @@ install: system $(VENV)/.installed runtimes/node_modules/.installed $(TOOLS) sta
 system:
 	@missing=""; for c in $(SYSTEM_COMMANDS); do command -v $$c >/dev/null || missing="$$missing $$c"; done; \
 	ldconfig -p | grep -q 'libseccomp.so.2 ' || missing="$$missing libseccomp"; \
+	[ -f "$$(cc -print-file-name=libc.a 2>/dev/null)" ] || missing="$$missing libc.a"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages for:$$missing"; \
 	  apt-get update -qq; \
-	  pkgs="bubblewrap util-linux gcc libc6-dev python3 libseccomp2"; \
+	  pkgs="bubblewrap gcc libc6-dev python3 libseccomp2"; \
 	  command -v node >/dev/null || pkgs="$$pkgs nodejs"; \
 	  command -v npm >/dev/null || pkgs="$$pkgs npm"; \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkgs >/dev/null; \
@@ -44,7 +45,9 @@ browser:
 
 $(VENV)/.installed: requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	# requirements.txt pins every package: --no-deps keeps out what it leaves out on purpose
+	# (daphne's TLS extras: TLS ends at the reverse proxy, and they cost 5 MiB a server).
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -r requirements.txt
 	@touch $@
 
 runtimes/node_modules/.installed: runtimes/package.json runtimes/package-lock.json
@@ -62,9 +65,9 @@ static/build/.built: frontend/node_modules/.installed $(FRONTEND_SOURCES)
 
 # The tools are bound into every sandbox, so they live where the sandbox's
 # unprivileged uid can read them, not inside this checkout (which may sit under /root).
-$(addprefix $(TOOLS_DIR)/,$(BINARIES)): $(TOOLS_DIR)/%: runtimes/%.c
+$(addprefix $(TOOLS_DIR)/,$(BINARIES)): $(TOOLS_DIR)/%: runtimes/%.c Makefile
 	@mkdir -p $(TOOLS_DIR) && chmod 0755 $(TOOLS_DIR)
-	cc -O2 -Wall -Werror -o $@.tmp $< && install -m 0755 $@.tmp $@ && rm -f $@.tmp
+	cc -O2 -Wall -Werror -static -o $@.tmp $< && install -m 0755 $@.tmp $@ && rm -f $@.tmp
 
 $(TOOLS_DIR)/esbuild: runtimes/node_modules/.installed
 	@mkdir -p $(TOOLS_DIR) && chmod 0755 $(TOOLS_DIR)

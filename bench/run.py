@@ -69,8 +69,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def tree_rss_kib(pid: int) -> int:
-    """Resident memory of a process and all its descendants, in KiB."""
+def tree_rss_kib(pid: int, field: str = "VmRSS:") -> int:
+    """Resident memory of a process and all its descendants, in KiB.
+
+    VmRSS counts a page shared by several processes (the node binary's, libc's) once per
+    process; tree_pss_kib() splits it among them, which is what the tree costs the machine.
+    """
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -81,15 +85,20 @@ def tree_rss_kib(pid: int) -> int:
             except (FileNotFoundError, ProcessLookupError, IndexError):
                 pass
     total, todo = 0, [pid]
+    source = "status" if field == "VmRSS:" else "smaps_rollup"
     while todo:
         current = todo.pop()
         try:
-            with open(f"/proc/{current}/status") as f:
-                total += next((int(line.split()[1]) for line in f if line.startswith("VmRSS:")), 0)
-        except FileNotFoundError:
+            with open(f"/proc/{current}/{source}") as f:
+                total += next((int(line.split()[1]) for line in f if line.startswith(field)), 0)
+        except (FileNotFoundError, ProcessLookupError):
             pass
         todo += children.get(current, [])
     return total
+
+
+def tree_pss_kib(pid: int) -> int:
+    return tree_rss_kib(pid, "Pss:")
 
 
 class Api:
@@ -218,6 +227,7 @@ def main() -> None:
         lat = latency(port)
         time.sleep(1)
         idle = tree_rss_kib(proc.pid) / 1024
+        idle_pss = tree_pss_kib(proc.pid) / 1024
         tput = throughput(port, proc.pid)
     finally:
         proc.terminate()
@@ -230,13 +240,17 @@ def main() -> None:
         "latency_ms": lat,
         "throughput": tput,
         "idle_rss_mib": idle,
+        "idle_pss_mib": idle_pss,
         "targets": {name: {"target": text, "met": check(lat)} for name, (text, check) in TARGETS.items()},
     }
     results["targets"]["throughput"] = {
         "target": "Python throughput >= 0.6 x the bare loop",
         "met": tput["api_runs_per_s"] >= 0.6 * tput["bare_runs_per_s"],
     }
-    results["targets"]["memory"] = {"target": "idle server with pools <= 300 MiB", "met": idle <= 300}
+    results["targets"]["memory"] = {
+        "target": "idle server with pools <= 300 MiB (VmRSS summed)",
+        "met": idle <= 300,
+    }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
     print(table(results))
@@ -264,7 +278,8 @@ def table(r: dict) -> str:
         "",
         f"Throughput (60 Python runs): API from 4 clients {t['api_runs_per_s']:.1f} runs/s; bare python3 on 2 workers "
         f"{t['bare_runs_per_s']:.1f} runs/s; ratio {t['api_runs_per_s'] / t['bare_runs_per_s']:.2f}.",
-        f"Resident memory of the server and its children: idle {r['idle_rss_mib']:.0f} MiB, loaded {t['loaded_rss_mib']:.0f} MiB.",
+        f"Resident memory of the server and its children (VmRSS summed): idle {r['idle_rss_mib']:.0f} MiB, "
+        f"loaded {t['loaded_rss_mib']:.0f} MiB; idle with shared pages counted once (PSS) {r['idle_pss_mib']:.0f} MiB.",
         "",
         "| Target | Met |",
         "|---|---|",

@@ -79,11 +79,12 @@ class ApiHandler(ASGIHandler):
         self._middleware_chain = handler
 
 
-def by_path(api, pages, prefix: str):
-    """HTTP under prefix to api, the rest to pages."""
+def by_path(api, pages, prefix: str, page_paths: tuple[str, ...] = ()):
+    """HTTP under prefix to api, the rest (and the pages among it, page_paths) to pages."""
 
     async def route(scope, receive, send):
-        app = api if scope["path"].startswith(prefix) else pages
+        path = scope["path"]
+        app = api if path.startswith(prefix) and path not in page_paths else pages
         return await app(scope, receive, send)
 
     return route
@@ -113,7 +114,9 @@ check_at_start()
 # other sites (the embed widget) open them.
 application = ProtocolTypeRouter(
     {
-        "http": body_limit(by_path(ApiHandler(), django_app, "/api/"), settings.DATA_UPLOAD_MAX_MEMORY_SIZE),
+        "http": body_limit(
+            by_path(ApiHandler(), django_app, "/api/", ("/api/docs",)), settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        ),
         "websocket": URLRouter(websocket_urlpatterns),
     }
 )

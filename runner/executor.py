@@ -179,15 +179,33 @@ class Run:
     async def result(self) -> RunResult:
         """Drive the run to its end and return the result (the REST door's way).
 
-        The result is returned as soon as the program's exit and output are known; the
-        sandbox is torn down meanwhile, and its slot is released only once that is done.
+        The result is returned as soon as the program's exit and output are known. The run
+        is driven by a task of its own, which goes on to tear the sandbox down and release
+        its slot after the answer has gone; if the caller goes away first, the run is killed.
         """
-        events = self.events()
-        async for event in events:
-            if isinstance(event, Exited):
-                _in_background(events.aclose())
-                return event.result
-        raise RuntimeError("a run ended without a result")
+        answer = asyncio.get_running_loop().create_future()
+
+        async def drive() -> None:
+            try:
+                async for event in self.events():
+                    if isinstance(event, Exited):
+                        answer.set_result(event.result)
+                if not answer.done():
+                    raise RuntimeError("a run ended without a result")
+            except BaseException as e:
+                if answer.done():
+                    raise  # after the answer: _in_background logs it
+                if isinstance(e, asyncio.CancelledError):
+                    answer.cancel()
+                    raise
+                answer.set_exception(e)
+
+        _in_background(drive())
+        try:
+            return await asyncio.shield(answer)
+        except asyncio.CancelledError:
+            self.kill()  # the caller went away: end the run; drive() still tears it down
+            raise
 
     def kill(self) -> None:
         self._end("killed")
@@ -240,7 +258,8 @@ class Run:
         finally:
             try:
                 if self.box:
-                    await _to_the_end(self.box.destroy())
+                    # destroy() finishes its work even when cancelled meanwhile.
+                    await self.box.destroy()
             finally:
                 shared.release(slot)
 
@@ -276,7 +295,7 @@ class Run:
                 await box.attach(handover + self.spec.stdin.encode())
         except OSError:
             # Already using more memory than this run may: start cold instead.
-            await _to_the_end(box.destroy())
+            await box.destroy()
             return None
         box.handed_ns = time.monotonic_ns()
         return box
@@ -396,24 +415,13 @@ def _in_background(coro) -> None:
     """Run coro to its end on this loop, holding the task so it is not collected midway."""
     task = asyncio.ensure_future(coro)
     _background.add(task)
-    task.add_done_callback(_background.discard)
+    task.add_done_callback(_finished_in_background)
 
 
-async def _to_the_end(coro) -> None:
-    """Await coro to completion even if we are cancelled meanwhile, then pass the cancellation on.
-
-    A run whose client went away must still be cleaned up before its slot is reused.
-    """
-    task = asyncio.ensure_future(coro)
-    cancelled = False
-    while not task.done():
-        try:
-            await asyncio.shield(task)
-        except asyncio.CancelledError:
-            cancelled = True
-    task.result()
-    if cancelled:
-        raise asyncio.CancelledError
+def _finished_in_background(task: asyncio.Task) -> None:
+    _background.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        log.error("a run's teardown failed", exc_info=task.exception())
 
 
 def _signal_name(signum: int | None) -> str | None:

@@ -48,8 +48,11 @@ async def check(host: Host) -> list[Layer]:
     except seccomp.Unavailable as e:
         layers.append(Layer("seccomp filter", False, str(e)))
         return layers
-    init_ok = os.access(host.init, os.X_OK)
-    layers.append(Layer("sandbox-init", init_ok, host.init if init_ok else f"{host.init} missing: run make"))
+    init_ok = True
+    for name, path in (("sandbox-launch", host.launcher), ("sandbox-init", host.init)):
+        ok = os.access(path, os.X_OK)
+        layers.append(Layer(name, ok, path if ok else f"{path} missing: run make"))
+        init_ok = init_ok and ok
     support = cgroup_support()
     if support.version:
         layers.append(Layer("cgroups", True, f"v{support.version}", required=False))

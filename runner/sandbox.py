@@ -5,11 +5,11 @@ starts, sandboxed or not, is started by `spawn()` in this module.
 
 The chain for one run, all exec'd in place so the server keeps one pid to watch:
 
-    sh (root: joins the run's cgroups)
-      -> setpriv (drops to the slot's unprivileged host uid, no caps, no_new_privs)
-        -> bwrap (new user, pid, net, ipc, uts, mount and cgroup namespaces)
-          -> sandbox-init (sets rlimits, reports the real wait status)
-            -> the program
+    sandbox-launch (root: joins the run's cgroups, then drops to the slot's unprivileged
+                    host uid for good: no groups, no capabilities, no_new_privs)
+      -> bwrap (new user, pid, net, ipc, uts, mount and cgroup namespaces)
+        -> sandbox-init (sets rlimits, reports the real wait status)
+          -> the program
 """
 
 from __future__ import annotations
@@ -59,10 +59,6 @@ BWRAP_EXIT_SECONDS = 2.0  # after its sandbox is killed, bwrap reaps the init an
 PR_SET_CHILD_SUBREAPER = 36
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 F_GETPIPE_SZ = getattr(fcntl, "F_GETPIPE_SZ", 1032)
-# sh would export the server's working directory as PWD: unset it.
-JOIN_AND_EXEC = (
-    'unset PWD OLDPWD; while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"'
-)
 
 
 class SandboxError(Exception):
@@ -89,11 +85,14 @@ class Host:
     uid_base: int = 61000
     cgroup_parent: str = "code-playground"
     bwrap: str = "/usr/bin/bwrap"
-    setpriv: str = "/usr/bin/setpriv"
 
     @property
     def init(self) -> str:
         return os.path.join(self.tools_dir, "sandbox-init")
+
+    @property
+    def launcher(self) -> str:
+        return os.path.join(self.tools_dir, "sandbox-launch")
 
     def uid(self, slot: int) -> int:
         return self.uid_base + slot
@@ -415,9 +414,7 @@ class Sandbox:
             fds.append(setup_w)
             uid = self.host.uid(self.spec.slot)
             argv = [
-                "/bin/sh", "-c", JOIN_AND_EXEC, "sandbox-join", *join, "--",
-                self.host.setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
-                "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs",
+                self.host.launcher, str(uid), *join, "--",
                 *bwrap_argv(self.spec, self.host, file_fds, status_w, filter_fd, out_w, err_w),
             ]  # fmt: skip
             self.started_ns = time.monotonic_ns()
@@ -651,13 +648,16 @@ class Sandbox:
             self.oom_kills = self.cgroup.oom_kills()
 
     def _release(self) -> None:
-        self._close_fds()
-        if self.cgroup:
-            if self.cgroup.is_empty():
-                self.cgroup.remove()
-                self.cgroup_removed = True
-            else:
-                log.error("cgroup %s is not empty after the run; abandoned", self.cgroup.dirs)
+        # The fds go last: a sandbox whose fds are closed has nothing left at all.
+        try:
+            if self.cgroup:
+                if self.cgroup.is_empty():
+                    self.cgroup.remove()
+                    self.cgroup_removed = True
+                else:
+                    log.error("cgroup %s is not empty after the run; abandoned", self.cgroup.dirs)
+        finally:
+            self._close_fds()
 
     def open_fds(self) -> int:
         fds = [self._stdin_fd, self._status_fd, self._setup_fd, self._out_fd, self._err_fd]

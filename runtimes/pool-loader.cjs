@@ -63,8 +63,13 @@ async function main() {
   if (main.endsWith(".ts")) {
     process.env.ESBUILD_BINARY_PATH = binary;
     esbuild = require(api);
-    await esbuild.transform("", {}); // starts the service now, while we wait
+    // While the sandbox waits: start esbuild's service and run one small build through it,
+    // load Node's ES module loader, and start libuv's thread pool (the first asynchronous
+    // file read starts its threads), so that the run pays for none of them.
+    await esbuild.build({ stdin: { contents: "export const x: number = 1;", loader: "ts" }, write: false, logLevel: "silent" });
     delete process.env.ESBUILD_BINARY_PATH;
+    await import("data:text/javascript,import{createRequire}from'module';export default createRequire");
+    await fs.promises.readFile(__filename);
   }
   const args = takeRun();
   if (esbuild) {
@@ -81,10 +86,11 @@ async function main() {
         outfile,
       });
     } catch {
-      process.exit(1); // esbuild has printed the errors
-    } finally {
       esbuild.stop();
+      process.exit(1); // esbuild has printed the errors
     }
+    // Stopped once the program has started loading: killing the service takes a moment.
+    setImmediate(() => esbuild.stop());
     main = outfile;
   }
   process.argv = [process.argv[0], path.resolve(main), ...args];

@@ -81,3 +81,26 @@ def test_pages_and_docs_are_served(server):
     status, headers, body = server.request("/api/docs")
     assert status == 200 and b"/api/execute" in body
     assert headers["x-frame-options"] == "DENY"
+
+
+def test_a_run_can_be_fetched_the_moment_its_answer_arrives(server):
+    # The record is written just after the answer (runner.recorder); until then it is pending.
+    for i in range(5):
+        _, _, result = server.execute({"language": "bash", "code": f"echo {i}"})
+        status, _, body = server.request(f"/api/executions/{result['id']}")
+        assert status == 200
+        assert json.loads(body)["stdout"] == f"{i}\n"
+
+
+def test_the_api_answers_through_its_own_lean_stack_and_pages_keep_theirs(server):
+    _, headers, _ = server.request("/api/runtimes")
+    assert headers["access-control-allow-origin"] == "*"
+    assert headers["x-content-type-options"] == "nosniff"
+    assert "set-cookie" not in headers and "vary" not in headers  # no session, no CSRF cookie
+    status, headers, _ = server.request("/")
+    assert status == 200
+    assert headers["x-frame-options"] == "DENY"  # the pages' middleware still runs
+    assert headers["referrer-policy"] == "same-origin"
+    assert "access-control-allow-origin" not in headers
+    status, headers, _ = server.request("/admin/login/")
+    assert status == 200 and "csrftoken" in headers.get("set-cookie", "")

@@ -45,7 +45,8 @@ def sandbox_leftovers() -> list[str]:
 def nothing_left_behind():
     """Every runner test ends with no sandbox process and no cgroup left on the host."""
     yield
-    # No grace period: a run's answer is only sent once its sandbox is gone.
+    # No grace period: a sandbox is torn down just after its run's answer, and an in-process
+    # request's event loop only closes once that is done.
     left = sandbox_leftovers()
     assert not left, f"left behind: {left}"
 

@@ -158,6 +158,12 @@ async def test_a_cancelled_run_is_still_cleaned_up_before_its_slot_is_reused(set
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert run.box.destroyed
+    # The run is killed at once and torn down in the background: its slot comes back
+    # only once its sandbox is gone.
+    deadline = asyncio.get_running_loop().time() + 5
+    while executor.slots().in_use and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
     assert executor.slots().in_use == 0
+    assert run.box.destroyed
+    assert run.box.exit_status() is None  # killed, not finished: sleep 60 never ended
     # The autouse fixture proves that nothing of the run is left.

@@ -31,6 +31,19 @@ def run_both(api, settings, language, code, **body) -> tuple[dict, dict]:
         ("python", "print(sorted(k for k in globals() if not k.startswith('__')))", {}),
         ("python", "print(input()[::-1])\nimport sys\nprint(sys.stdin.read())", {"stdin": "abc\nrest"}),
         ("python", "def f():\n    raise ValueError('boom')\nf()", {}),
+        # The pooled loader ends the process itself: what a program sees of shutdown is the same.
+        ("python", "import sys\nsys.exit('bye')", {}),
+        ("python", "import atexit\natexit.register(print, 'atexit ran')\nprint('main')", {}),
+        (
+            "python",
+            "import threading, time\n"
+            "def later():\n    time.sleep(0.2)\n    print('thread done')\n"
+            "threading.Thread(target=later).start()\nprint('main done')",
+            {},
+        ),
+        ("python", "class A:\n    def __del__(self):\n        print('finalized')\na = A()", {}),
+        ("python", "import sys\nsys.stdout.write('no newline')\nraise SystemExit(None)", {}),
+        ("python", "import os, sys\nsys.stdout.flush()\nos.close(1)\nprint('lost')", {}),
         (
             "python",
             "from lib.util import f\nprint(f())",
@@ -133,6 +146,34 @@ def test_an_empty_pool_means_a_cold_start_never_a_refusal(api, settings):
     results = [api.run("python", "print(1)") for _ in range(3)]  # faster than the pool refills
     assert all(r["stdout"] == "1\n" for r in results)
     assert executor.STARTS["warm"] + executor.STARTS["cold"] == sum(before.values()) + 3
+
+
+def test_a_waiting_sandbox_yields_the_cpu_and_a_taken_one_gets_it_back(api, settings):
+    from runner import cgroups, sandbox
+
+    support = sandbox.cgroup_support()
+    if not support.has("cpu"):
+        pytest.skip("no cpu controller on this host")
+    settings.RUNNER_POOL_SIZE = 1
+    api.run("bash", "true")
+    assert POOL.settle()
+
+    def weight(box) -> int:
+        if support.version == 2:
+            return int(open(f"{box.cgroup.dirs['']}/cpu.weight").read())
+        return int(open(f"{box.cgroup.dirs['cpu']}/cpu.shares").read())
+
+    from runner import conf
+
+    box = POOL.take("python", conf.get())
+    try:
+        # Taken: back to the default weight (v1 shows it as 1024 shares).
+        assert weight(box) in (cgroups.DEFAULT_CPU_WEIGHT, 1024)
+        assert POOL.settle()
+        waiting = POOL._boxes["python"][0]
+        assert weight(waiting) * 50 <= weight(box)  # 1 against 100, or 10 shares against 1024
+    finally:
+        box.discard()
 
 
 def test_size_zero_turns_the_pool_off(api, settings):

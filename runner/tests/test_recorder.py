@@ -1,0 +1,45 @@
+"""Runs are stored just after their answer, and readable from the moment it is sent."""
+
+import pytest
+
+from runner.models import Execution
+from runner.recorder import RECORDER
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_is_readable_at_once_and_stored_just_after_its_answer(api, client, settings):
+    settings.RUNNER_RECORD_IN_BACKGROUND = True
+    results = [api.run("python", f"print({i})") for i in range(3)]
+    for i, result in enumerate(results):
+        # Pending or written, it is there.
+        assert client.get(f"/api/executions/{result['id']}").json()["stdout"] == f"{i}\n"
+    assert RECORDER.flush()
+    assert RECORDER.pending(results[0]["id"]) is None
+    stored = Execution.objects.filter(id__in=[r["id"] for r in results])
+    assert sorted(e.stdout for e in stored) == ["0\n", "1\n", "2\n"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_websocket_run_is_stored_the_same_way(settings):
+    import asyncio
+
+    from channels.testing import WebsocketCommunicator
+
+    from playground.asgi import application
+
+    settings.RUNNER_RECORD_IN_BACKGROUND = True
+
+    async def one_run():
+        ws = WebsocketCommunicator(application, "/ws/execute")
+        connected, _ = await ws.connect()
+        assert connected
+        await ws.send_json_to({"type": "run", "language": "bash", "code": "echo via-ws"})
+        while (message := await ws.receive_json_from(timeout=20))["type"] != "exit":
+            pass
+        await ws.disconnect()
+        return message
+
+    exit_message = asyncio.run(one_run())
+    assert RECORDER.flush()
+    run_id = exit_message["id"]
+    assert Execution.objects.get(id=run_id).stdout == "via-ws\n"
