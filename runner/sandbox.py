@@ -568,6 +568,7 @@ class Sandbox:
             return
         self.destroyed = True
         try:
+            self._yield_cpu()
             if self.exit_status() is None:
                 # Still running. (Once the program's status is in, sandbox-init has exited,
                 # which kills everything left in its pid namespace: nothing to kill.)
@@ -584,6 +585,14 @@ class Sandbox:
             if self._feeder:
                 self._feeder.cancel()
             self._release()
+
+    def _yield_cpu(self) -> None:
+        """What is left of a finished sandbox dies at the lowest CPU weight, behind live runs."""
+        if self.cgroup:
+            try:
+                self.cgroup.set_cpu_weight(cgroups.IDLE_CPU_WEIGHT)
+            except OSError:
+                pass  # only a priority: the teardown goes on regardless
 
     def discard(self) -> None:
         """destroy(), without an event loop: for sandboxes that never ran a program (the pool's)."""
