@@ -15,6 +15,7 @@ The chain for one run, all exec'd in place so the server keeps one pid to watch:
 from __future__ import annotations
 
 import asyncio
+import atexit
 import ctypes
 import fcntl
 import logging
@@ -210,7 +211,10 @@ class Child:
 
     def _reap(self) -> bool:
         if self.returncode is None:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:  # reaped by someone else: it is gone, its code unknown
+                pid, status = self.pid, 0x7F00
             if pid == 0:
                 return False
             self.returncode = os.waitstatus_to_exitcode(status)
@@ -307,6 +311,18 @@ def _memfd(name: str, data: bytes) -> int:
     return fd
 
 
+def _read_available(fd: int) -> bytes:
+    """What a pipe holds now, without waiting for more."""
+    os.set_blocking(fd, False)
+    data = b""
+    try:
+        while chunk := os.read(fd, 4096):
+            data += chunk
+    except BlockingIOError:
+        pass
+    return data
+
+
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -362,6 +378,7 @@ class Sandbox:
     def launch(cls, spec: BoxSpec, host: Host) -> Sandbox:
         """Start the sandbox without an event loop: its pipes are attached to one later, by attach()."""
         box = cls(spec, host)
+        _track(box)
         try:
             box._launch()
         except BaseException:
@@ -507,30 +524,20 @@ class Sandbox:
             finally:
                 loop.remove_reader(self._status_fd)
                 exited.cancel()
+            if self.exit_status() is None:
+                # The status pipe ended without a status: bwrap is gone. Collect its exit code.
+                await self.process.wait()
         self.ended_ns = self.ended_ns or time.monotonic_ns()
 
     def setup_errors(self) -> str:
         """What bwrap or sandbox-init said on failing to set the sandbox up (never the program's output)."""
-        data = b""
-        if self._setup_fd is not None:
-            os.set_blocking(self._setup_fd, False)
-            try:
-                while chunk := os.read(self._setup_fd, 4096):
-                    data += chunk
-            except BlockingIOError:
-                pass
+        data = _read_available(self._setup_fd) if self._setup_fd is not None else b""
         return data.decode(errors="replace").strip()
 
     def exit_status(self) -> ExitStatus | None:
         """The program's real wait status, as reported from inside; None if it never got that far."""
         if self._status is None and self._status_fd is not None:
-            data = b""
-            os.set_blocking(self._status_fd, False)
-            try:
-                while chunk := os.read(self._status_fd, 256):
-                    data += chunk
-            except BlockingIOError:
-                pass
+            data = _read_available(self._status_fd)
             m = re.fullmatch(rb"(exit|signal) (\d+) (\d+)\n", data)
             if m:
                 kind, number, ns = m.group(1), int(m.group(2)), int(m.group(3))
@@ -658,6 +665,7 @@ class Sandbox:
 
     def _release(self) -> None:
         # The fds go last: a sandbox whose fds are closed has nothing left at all.
+        _unfinished.discard(self)
         try:
             if self.cgroup:
                 if self.cgroup.is_empty():
@@ -679,6 +687,32 @@ class Sandbox:
             if fd is not None:
                 os.close(fd)
                 setattr(self, name, None)
+
+
+# Sandboxes not yet released. A run's sandbox is torn down just after its answer, by the
+# event loop; if the server stops in between, the loop is gone, and this finishes the job.
+_unfinished: set[Sandbox] = set()
+_at_exit = False
+
+
+def _track(box: Sandbox) -> None:
+    global _at_exit
+    if not _at_exit:
+        _at_exit = True
+        atexit.register(_finish_unfinished)
+    _unfinished.add(box)
+
+
+def _finish_unfinished() -> None:
+    for box in list(_unfinished):
+        try:
+            box.kill()
+            box._gone_blocking()
+            box._settle_accounts()
+        except Exception as e:  # at exit, each sandbox gets its chance
+            log.error("a sandbox could not be torn down at exit: %s", e)
+        finally:
+            box._release()
 
 
 def uid_pids(uid: int) -> list[int]:
