@@ -430,6 +430,10 @@ class Sandbox:
             self._setup_fd, setup_w = os.pipe2(os.O_CLOEXEC)
             fds.append(setup_w)
             uid = self.host.uid(self.spec.slot)
+            # The program's own pipes belong to its uid, so that it can open them again by
+            # name (`echo hi > /dev/stderr`, open('/dev/stdout')), as on any terminal.
+            for fd in (in_r, out_w, err_w):
+                os.fchown(fd, uid, uid)
             argv = [
                 self.host.launcher, str(uid), *join, "--",
                 *bwrap_argv(self.spec, self.host, file_fds, status_w, filter_fd, out_w, err_w),

@@ -284,3 +284,10 @@ def test_the_cpu_is_throttled_to_the_quota(api, settings):
 
 def test_sandbox_tools_dir_exists():
     assert os.access(os.path.join(django_settings.RUNNER_TOOLS_DIR, "sandbox-init"), os.X_OK)
+
+
+def test_a_program_can_open_its_own_stdout_and_stderr_by_name(api):
+    result = api.run("bash", "echo out > /dev/stdout; echo err > /dev/stderr; cat /dev/stdin", stdin="in\n")
+    assert (result["stdout"], result["stderr"], result["exitCode"]) == ("out\nin\n", "err\n", 0)
+    result = api.run("python", "print('to stderr', file=open('/dev/stderr', 'w'))")
+    assert (result["stderr"], result["exitCode"]) == ("to stderr\n", 0)
