@@ -68,3 +68,18 @@ def test_the_exit_frame_matches_the_stored_execution(server):
     assert {k: stored[k] for k in frames[-1] if k != "type"} == {
         k: v for k, v in frames[-1].items() if k != "type"
     }
+
+
+def test_a_slow_reader_still_gets_every_frame_and_the_exit(server):
+    # The client reads nothing for a while (a browser busy drawing output): the run ends and
+    # the server closes meanwhile, yet what it sent before closing must all arrive.
+    code = "import sys\nfor _ in range(6000):\n    print('y' * 199)"
+    with connect(ws_url(server), max_queue=1) as ws:
+        ws.send(json.dumps({"type": "run", "language": "python", "code": code}))
+        time.sleep(3)  # longer than the close handshake's timeout was (1 s)
+        frames = []
+        while not frames or frames[-1]["type"] != "exit":
+            frames.append(json.loads(ws.recv(timeout=10)))
+    text = "".join(f.get("data", "") for f in frames if f["type"] == "stdout")
+    assert frames[-1]["status"] == "output_limit"
+    assert len(text) == 1 << 20

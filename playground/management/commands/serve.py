@@ -1,7 +1,7 @@
 import os
 import sys
-from pathlib import Path
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 
 # glibc tuning for a long-lived server whose responses can each hold a megabyte
@@ -19,7 +19,19 @@ class Command(BaseCommand):
         parser.add_argument("--port", default=os.environ.get("PORT", "8000"))
 
     def handle(self, *args, host, port, **options):
-        daphne = str(Path(sys.executable).parent / "daphne")
         env = {**os.environ, **MALLOC_ENV}
+        # From any working directory, as daphne's own command line finds the project in ".".
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(settings.BASE_DIR), env.get("PYTHONPATH")) if p)
         # exec: the server replaces this process, so signals and exit codes are daphne's own.
-        os.execve(daphne, [daphne, "-b", host, "-p", str(port), "playground.asgi:application"], env)
+        # playground.server is daphne's command line with one websocket setting changed.
+        argv = [
+            sys.executable,
+            "-m",
+            "playground.server",
+            "-b",
+            host,
+            "-p",
+            str(port),
+            "playground.asgi:application",
+        ]
+        os.execve(sys.executable, argv, env)
