@@ -4,7 +4,7 @@ After a run's exit frame the server closes the websocket, and autobahn (daphne's
 websocket layer) gives the client one second to answer the close. A client still
 reading a megabyte of output behind it (a browser drawing it) misses that, and the
 connection is then dropped with the end of the output and the exit frame unsent. The
-output cap bounds what can be waiting, so the answer may take as long as it needs.
+output cap bounds what can be waiting; a minute is ample to read it.
 
     python -m playground.server [daphne's arguments]
 """
