@@ -278,9 +278,9 @@ class Run:
 
     async def _warm_box(self, config: conf.RunnerConfig) -> sandbox.Sandbox | None:
         """Hand the run to a pre-warmed sandbox, if its language's pool has one."""
+        POOL.ensure(config)  # with size 0 too: it also sweeps what a crashed server left
         if not config.pool_size:
             return None
-        POOL.ensure(config)
         box = POOL.take(self.spec.language.name, config)
         if box is None:
             return None

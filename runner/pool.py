@@ -179,12 +179,13 @@ class Pool:
 
 
 def _sweep(config: RunnerConfig) -> None:
-    """Remove the empty cgroups pooled sandboxes of an earlier server left when it stopped.
+    """Remove the empty cgroups an earlier server left when it stopped or was killed.
 
-    A waiting sandbox ends by itself when its server goes (its stdin closes), but no one
-    is left to remove its cgroup. rmdir only removes an empty one, and only groups made
-    more than SWEEP_AGE_SECONDS ago are tried (one just made is empty until its sandbox
-    joins it), so live groups of another server sharing the parent are safe.
+    A waiting sandbox ends by itself when its server goes (its stdin closes), and a killed
+    server's runs die with it, but no one is left to remove their cgroups. rmdir only
+    removes an empty one, and only groups made more than SWEEP_AGE_SECONDS ago are tried
+    (one just made is empty until its sandbox joins it), so live groups of another server
+    sharing the parent are safe.
     """
     now = time.time()
     for mount in sandbox.cgroup_support().mounts.values():
@@ -196,7 +197,8 @@ def _sweep(config: RunnerConfig) -> None:
         for name in names:
             path = os.path.join(parent, name)
             try:
-                if name.startswith(CGROUP_PREFIX) and now - os.stat(path).st_ctime > SWEEP_AGE_SECONDS:
+                ours = name.startswith((CGROUP_PREFIX, sandbox.RUN_CGROUP_PREFIX))
+                if ours and now - os.stat(path).st_ctime > SWEEP_AGE_SECONDS:
                     os.rmdir(path)
             except OSError:
                 pass

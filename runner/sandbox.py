@@ -58,6 +58,7 @@ LAUNCH_ENV = {"PATH": "/usr/bin:/bin"}
 EMPTY_WAIT_SECONDS = 5.0
 BWRAP_EXIT_SECONDS = 2.0  # after its sandbox is killed, bwrap reaps the init and exits at once
 PR_SET_CHILD_SUBREAPER = 36
+RUN_CGROUP_PREFIX = "slot"  # a run's cgroup: <prefix><slot>-<random>
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 F_GETPIPE_SZ = getattr(fcntl, "F_GETPIPE_SZ", 1032)
 
@@ -109,7 +110,7 @@ class BoxSpec:
     binds: tuple[tuple[str, str], ...] = ()
     limits: Limits = field(default_factory=Limits)
     slot: int = 0
-    cgroup_prefix: str = "slot"
+    cgroup_prefix: str = RUN_CGROUP_PREFIX
     cpu_weight: int = cgroups.DEFAULT_CPU_WEIGHT  # against other sandboxes, when CPUs are contended
 
 

@@ -181,3 +181,28 @@ def test_size_zero_turns_the_pool_off(api, settings):
     before = executor.STARTS["warm"]
     assert api.run("python", "print(2)")["stdout"] == "2\n"
     assert executor.STARTS["warm"] == before
+
+
+def test_the_sweep_removes_the_empty_cgroups_an_earlier_server_of_ours_left(monkeypatch):
+    import os
+
+    from runner import conf, pool, sandbox
+
+    support = sandbox.cgroup_support()
+    if not support.version:
+        pytest.skip("no cgroups on this host")
+    made = []
+    for mount in support.mounts.values():
+        parent = os.path.join(mount, conf.get().host.cgroup_parent)
+        for name in ("slot7-deadbeef0001", "pool107-deadbeef0002", "other-deadbeef0003"):
+            os.makedirs(os.path.join(parent, name), exist_ok=True)
+            made.append(os.path.join(parent, name))
+    monkeypatch.setattr(pool, "SWEEP_AGE_SECONDS", -1)  # as if they were made long ago
+    try:
+        pool._sweep(conf.get())
+        left = {os.path.basename(path) for path in made if os.path.isdir(path)}
+        assert left == {"other-deadbeef0003"}  # only what a server of ours makes is swept
+    finally:
+        for path in made:
+            if os.path.isdir(path):
+                os.rmdir(path)
