@@ -28,8 +28,6 @@ log = logging.getLogger(__name__)
 READ_CHUNK = 65536
 # After a kill, how long the pipes may take to reach EOF before we stop waiting.
 DRAIN_SECONDS = 2.0
-# After the program exits, how long its children may hold the output pipes before they are killed.
-STRAY_GRACE_SECONDS = 0.002
 
 
 class Busy(Exception):
@@ -323,7 +321,6 @@ class Run:
         ]
         deadline = loop.time() + self.spec.limits.timeout_ms / 1000
         draining = False
-        stray_kill = None
         open_streams, exited = 2, False
         try:
             while open_streams or not exited:
@@ -340,19 +337,14 @@ class Run:
                     log.error("run %s: output pipes still open %ss after the kill", self.id, DRAIN_SECONDS)
                     break
                 if name == "exit":
+                    # sandbox-init reported and exits: the kernel kills whatever is left in its
+                    # pid namespace, so strays holding the pipes die and both reach EOF.
                     exited = True
-                    if open_streams:
-                        # The program's own end of the pipes closed as it exited; strays still
-                        # holding them die now, so both reach EOF. (Their EOF is usually just
-                        # queued behind this event: the grace avoids a needless kill.)
-                        stray_kill = loop.call_later(STRAY_GRACE_SECONDS, box.kill)
                 elif not chunk:
                     open_streams -= 1
                 elif text := self._take(name, chunk):
                     yield Output(name, text)
         finally:
-            if stray_kill:
-                stray_kill.cancel()
             for task in tasks:
                 task.cancel()
         for name, decoder in self._decoders.items():
