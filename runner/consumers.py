@@ -18,7 +18,6 @@ import json
 import logging
 from urllib.parse import parse_qsl
 
-from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from . import conf, executor, fairuse, schemas
@@ -118,10 +117,9 @@ class ExecuteConsumer(AsyncWebsocketConsumer):
     async def identify(self) -> fairuse.Client:
         headers = {k.decode().lower(): v.decode("latin-1") for k, v in self.scope.get("headers", [])}
         query = dict(parse_qsl(self.scope.get("query_string", b"").decode()))
-        # Browsers can't set headers on a websocket, so a key may also come as ?api_key=.
-        key = await sync_to_async(fairuse.find_key)(fairuse.presented_key(headers, query))
         peer = (self.scope.get("client") or [""])[0] or ""
-        return fairuse.Client(fairuse.client_address(peer, headers.get("x-forwarded-for")), key)
+        # Browsers can't set headers on a websocket, so a key may also come as ?api_key=.
+        return await fairuse.identify(headers, peer, query)
 
     async def forward(self) -> None:
         """Drive the run, forwarding each event as it happens; store it; close normally."""

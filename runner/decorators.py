@@ -6,7 +6,6 @@ import functools
 import logging
 from dataclasses import dataclass, field
 
-from asgiref.sync import sync_to_async
 from django.core.exceptions import RequestDataTooBig
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -38,15 +37,8 @@ def error(status: int, message: str, **extra) -> JsonResponse:
 
 
 async def identify(request) -> fairuse.Client:
-    """Who is calling: the API key presented (401 if unknown or revoked), and the address."""
     headers = {k.lower(): v for k, v in request.headers.items()}
-    secret = fairuse.presented_key(headers)
-    # Without a key there is nothing to look up: no hand-off to a database thread.
-    key = fairuse.find_key(None) if secret is None else await sync_to_async(fairuse.find_key)(secret)
-    address = fairuse.client_address(
-        request.META.get("REMOTE_ADDR", ""), request.META.get("HTTP_X_FORWARDED_FOR")
-    )
-    return fairuse.Client(address, key)
+    return await fairuse.identify(headers, request.META.get("REMOTE_ADDR", ""))
 
 
 def api(method: str, summary: str, metered: bool = False, **openapi):

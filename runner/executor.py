@@ -382,7 +382,7 @@ class Run:
             duration_ns = box.ended_ns - box.handed_ns
         if self._ended_by:
             verdict = self._ended_by
-        elif box.oom_killed() and (signum or exit_code):
+        elif (signum or exit_code) and box.oom_killed():  # the cgroup is read only for a failed run
             verdict = "memory"
         else:
             verdict = "ok" if exit_code == 0 else "error"

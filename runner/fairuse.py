@@ -200,6 +200,17 @@ def find_key(secret: str | None):
     return key
 
 
+async def identify(headers: dict[str, str], peer: str, query: dict[str, str] | None = None) -> Client:
+    """Who is calling: the API key presented (401 if unknown or revoked), and the address.
+
+    headers: lower-cased names. Without a key there is nothing to look up, so no hand-off
+    to a database thread.
+    """
+    secret = presented_key(headers, query)
+    key = find_key(None) if secret is None else await sync_to_async(find_key)(secret)
+    return Client(client_address(peer, headers.get("x-forwarded-for")), key)
+
+
 def presented_key(headers: dict[str, str], query: dict[str, str] | None = None) -> str | None:
     """The key from Authorization: Bearer, X-API-Key, or (for browsers' websockets) ?api_key=."""
     auth = headers.get("authorization", "")

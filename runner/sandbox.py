@@ -611,6 +611,9 @@ class Sandbox:
         if self.destroyed:
             return
         self.destroyed = True
+        self._teardown_blocking()
+
+    def _teardown_blocking(self) -> None:
         try:
             self.kill()
             self._gone_blocking()
@@ -711,13 +714,9 @@ def _track(box: Sandbox) -> None:
 def _finish_unfinished() -> None:
     for box in list(_unfinished):
         try:
-            box.kill()
-            box._gone_blocking()
-            box._settle_accounts()
+            box._teardown_blocking()  # whether or not a destroy() began: its loop is gone
         except Exception as e:  # at exit, each sandbox gets its chance
             log.error("a sandbox could not be torn down at exit: %s", e)
-        finally:
-            box._release()
 
 
 def uid_pids(uid: int) -> list[int]:
