@@ -211,6 +211,13 @@ def throughput(port: int, server_pid: int) -> dict:
     }
 
 
+def starts(port: int) -> dict:
+    """How many runs so far took a pre-warmed sandbox, and how many started cold."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    conn.request("GET", "/healthz")
+    return json.loads(conn.getresponse().read())["runs"]
+
+
 def machine() -> str:
     cpu = next(
         (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
@@ -225,6 +232,7 @@ def main() -> None:
     proc, port = start_server(data)
     try:
         lat = latency(port)
+        lat_starts = starts(port)
         time.sleep(1)
         idle = tree_rss_kib(proc.pid) / 1024
         idle_pss = tree_pss_kib(proc.pid) / 1024
@@ -238,6 +246,7 @@ def main() -> None:
         "machine": machine(),
         "command": "make bench",
         "latency_ms": lat,
+        "latency_starts": lat_starts,
         "throughput": tput,
         "idle_rss_mib": idle,
         "idle_pss_mib": idle_pss,
@@ -276,6 +285,8 @@ def table(r: dict) -> str:
         )
     lines += [
         "",
+        f"Latency runs: {r['latency_starts']['warm']} took a pre-warmed sandbox, "
+        f"{r['latency_starts']['cold']} started cold.",
         f"Throughput (60 Python runs): API from 4 clients {t['api_runs_per_s']:.1f} runs/s; bare python3 on 2 workers "
         f"{t['bare_runs_per_s']:.1f} runs/s; ratio {t['api_runs_per_s'] / t['bare_runs_per_s']:.2f}.",
         f"Resident memory of the server and its children (VmRSS summed): idle {r['idle_rss_mib']:.0f} MiB, "

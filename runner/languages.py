@@ -6,7 +6,6 @@ import functools
 import logging
 import os
 import re
-import shlex
 import subprocess
 from dataclasses import dataclass, field
 
@@ -19,24 +18,18 @@ NODE = "/usr/bin/node"
 BASH = "/bin/bash"
 ESBUILD_INSIDE = "/opt/esbuild"
 ESBUILD_API_INSIDE = (
-    "/opt/esbuild-api.js"  # esbuild's JavaScript API, for the pre-warmed TypeScript sandboxes
+    "/opt/esbuild-api.js"  # esbuild's JavaScript API, which pool-loader.cjs builds TypeScript with
 )
 NODE_PRELOAD_INSIDE = "/opt/node-preload.cjs"
 NODE_TOOLS = (("node-preload.cjs", NODE_PRELOAD_INSIDE),)
-TS_OUTPUT = f"{sandbox.WORKDIR}/.main.mjs"
 POOL_PY = "/opt/pool-loader.py"
 POOL_NODE = "/opt/pool-loader.cjs"
 POOL_EXEC = "/opt/pool-exec"
-# esbuild bundles the local imports (so extra .ts files work) into one ES module;
-# the banner gives that module a `require`, so CommonJS-style code runs too.
-ESBUILD_FLAGS = (
-    "--bundle", "--platform=node", "--format=esm", "--sourcemap=inline", "--log-level=warning",
-    '--banner:js=import{createRequire as __pgRequire}from"module";const require=__pgRequire(import.meta.url);',
-)  # fmt: skip
-TS_SCRIPT = (
-    f"{ESBUILD_INSIDE} main.ts {' '.join(shlex.quote(f) for f in ESBUILD_FLAGS)} --outfile={TS_OUTPUT} "
-    f'&& exec {NODE} --require {NODE_PRELOAD_INSIDE} --enable-source-maps {TS_OUTPUT} "$@"'
-)
+# TypeScript runs through pool-loader.cjs whether cold or pooled, so both take one path:
+# it bundles main.ts with esbuild's service and runs the output as CommonJS, or as an ES
+# module when main.ts uses module syntax (see the loader).
+TS_NODE = (NODE, "--require", NODE_PRELOAD_INSIDE, "--enable-source-maps", POOL_NODE)
+TS_TOOLS = (ESBUILD_API_INSIDE, ESBUILD_INSIDE)
 
 
 @dataclass(frozen=True)
@@ -89,6 +82,7 @@ LANGUAGES: tuple[Language, ...] = (
             NODE_PRELOAD_INSIDE,
             "--experimental-detect-module",
             POOL_NODE,
+            "wait",
             "main.js",
         ),
         version_probe=(NODE, "--version"),
@@ -102,18 +96,8 @@ LANGUAGES: tuple[Language, ...] = (
         title="TypeScript",
         aliases=("ts",),
         filename="main.ts",
-        command=("/bin/sh", "-c", TS_SCRIPT, "main.ts"),
-        pool_command=(
-            NODE,
-            "--require",
-            NODE_PRELOAD_INSIDE,
-            "--enable-source-maps",
-            POOL_NODE,
-            "main.ts",
-            ESBUILD_API_INSIDE,
-            ESBUILD_INSIDE,
-            TS_OUTPUT,
-        ),  # fmt: skip
+        command=(*TS_NODE, "now", "main.ts", *TS_TOOLS),
+        pool_command=(*TS_NODE, "wait", "main.ts", *TS_TOOLS),
         version_probe=("{tools}/esbuild", "--version"),
         version_pattern=r"(\S+)",
         runtime="esbuild + Node.js",

@@ -56,6 +56,7 @@ BASE_ENV = {"PATH": "/usr/bin:/bin", "HOME": WORKDIR, "TMPDIR": WORKDIR, "LANG":
 # The environment of the launcher chain and of bwrap itself: nothing of the server's.
 LAUNCH_ENV = {"PATH": "/usr/bin:/bin"}
 EMPTY_WAIT_SECONDS = 5.0
+ORPHAN_EXIT_SECONDS = 1.0  # an adopted init, once its sandbox is empty, is already exiting
 BWRAP_EXIT_SECONDS = 2.0  # after its sandbox is killed, bwrap reaps the init and exits at once
 PR_SET_CHILD_SUBREAPER = 36
 RUN_CGROUP_PREFIX = "slot"  # a run's cgroup: <prefix><slot>-<random>
@@ -262,7 +263,11 @@ def become_subreaper() -> None:
 
 
 def reap_orphans(uid: int) -> None:
-    """Reap the zombies of a sandbox's uid that were adopted by this process."""
+    """Reap the processes of a sandbox's uid that were adopted by this process.
+
+    Called once the sandbox is empty. A process leaves its cgroup a moment before it
+    becomes a zombie, so an adopted one may still be exiting: each is waited for briefly.
+    """
     me = os.getpid()
     for name in os.listdir("/proc"):
         if not name.isdigit():
@@ -271,14 +276,23 @@ def reap_orphans(uid: int) -> None:
             if os.stat(f"/proc/{name}").st_uid != uid:
                 continue
             with open(f"/proc/{name}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
+                parent = int(f.read().rsplit(")", 1)[1].split()[1])
         except (FileNotFoundError, ProcessLookupError):
             continue
-        if fields[0] == "Z" and int(fields[1]) == me:
-            try:
-                os.waitpid(int(name), os.WNOHANG)
-            except ChildProcessError:
-                pass
+        if parent == me:
+            _reap_exiting(int(name))
+
+
+def _reap_exiting(pid: int) -> None:
+    deadline = time.monotonic() + ORPHAN_EXIT_SECONDS
+    try:
+        while os.waitpid(pid, os.WNOHANG) == (0, 0):
+            if time.monotonic() > deadline:
+                log.error("an orphan %s of a finished sandbox did not exit", pid)
+                return
+            time.sleep(0.001)
+    except ChildProcessError:
+        pass  # reaped by someone else
 
 
 def spawn(argv: list[str], **kwargs) -> Child:

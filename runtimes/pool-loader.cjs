@@ -1,11 +1,19 @@
-// A pre-warmed sandbox's first program for JavaScript and TypeScript: waits for one run
-// on stdin, then becomes it.
+// Node's first program in a pre-warmed sandbox for JavaScript and TypeScript, and the
+// runner of every TypeScript run, cold ones included, so both take the same path:
 //
-//   node [flags] pool-loader.cjs main.js
-//   node [flags] pool-loader.cjs main.ts ESBUILD_API ESBUILD OUTFILE
+//   node [flags] pool-loader.cjs wait main.js
+//   node [flags] pool-loader.cjs wait main.ts ESBUILD_API ESBUILD
+//   node [flags] pool-loader.cjs now main.ts ESBUILD_API ESBUILD [ARGS...]
 //
-// For TypeScript, esbuild's service is started while the sandbox waits, so the run
-// only pays for the build itself; it is stopped before the program starts.
+// "wait" (a pooled sandbox): start what the run will need, then wait for one run on stdin
+// and become it. "now" (a cold TypeScript run): the files are in place; build and run.
+//
+// TypeScript is bundled by esbuild's service (so extra .ts files can be imported), which a
+// waiting sandbox starts and exercises ahead of time, so the run only pays for its build.
+// The output runs as CommonJS when main.ts uses no module syntax, as plain JavaScript does
+// (runner/languages.py), and as an ES module when it does (import, export, top-level
+// await, import.meta), or when it assigns CommonJS exports, which esbuild's ES module
+// output wraps.
 //
 // The server writes one hand-over (runner/pool.py, handover()): an 8-byte big-endian
 // length, then that many bytes holding the files and the arguments; then the program's
@@ -56,44 +64,68 @@ function takeRun() {
   return args;
 }
 
+// `require` in both module kinds: CommonJS has its own, which this keeps; an ES module gets
+// one that resolves from the working directory, so CommonJS-style code runs there too.
+function requireBanner(main) {
+  const base = JSON.stringify(path.resolve(main));
+  return `var require = require ?? process.getBuiltinModule("module").createRequire(${base});`;
+}
+
+// Builds main.ts into the working directory; returns the file to run, or exits when the
+// build fails (esbuild has printed why, with main.ts lines).
+async function buildTypeScript(esbuild, main) {
+  let result;
+  try {
+    result = await esbuild.build({
+      entryPoints: [main],
+      bundle: true,
+      platform: "node",
+      format: "esm",
+      sourcemap: "inline",
+      logLevel: "warning",
+      banner: { js: requireBanner(main) },
+      outfile: ".main.js", // where the source map's paths are relative to
+      metafile: true,
+      write: false,
+    });
+  } catch {
+    esbuild.stop();
+    process.exit(1);
+  }
+  const kind = result.metafile.inputs[main]?.format; // "esm", "cjs", or none: a plain script
+  const output = kind ? ".main.mjs" : ".main.cjs";
+  fs.writeFileSync(output, result.outputFiles[0].contents);
+  // Stopped once the program has started loading: killing the service takes a moment.
+  setImmediate(() => esbuild.stop());
+  return output;
+}
+
 async function main() {
-  let main = process.argv[2];
+  const [mode, main, api, binary] = process.argv.slice(2);
+  let args = process.argv.slice(6);
   let esbuild = null;
-  const [api, binary, outfile] = process.argv.slice(3);
   if (main.endsWith(".ts")) {
     process.env.ESBUILD_BINARY_PATH = binary;
     esbuild = require(api);
-    // While the sandbox waits: start esbuild's service and run one small build through it,
-    // load Node's ES module loader, and start libuv's thread pool (the first asynchronous
-    // file read starts its threads), so that the run pays for none of them.
-    await esbuild.build({ stdin: { contents: "export const x: number = 1;", loader: "ts" }, write: false, logLevel: "silent" });
-    delete process.env.ESBUILD_BINARY_PATH;
-    await import("data:text/javascript,import{createRequire}from'module';export default createRequire");
-    await fs.promises.readFile(__filename);
   }
-  const args = takeRun();
-  if (esbuild) {
-    // The same build as the cold path's esbuild command line (runner/languages.py).
-    try {
-      await esbuild.build({
-        entryPoints: [main],
-        bundle: true,
-        platform: "node",
-        format: "esm",
-        sourcemap: "inline",
-        logLevel: "warning",
-        banner: { js: 'import{createRequire as __pgRequire}from"module";const require=__pgRequire(import.meta.url);' },
-        outfile,
-      });
-    } catch {
-      esbuild.stop();
-      process.exit(1); // esbuild has printed the errors
+  if (mode === "wait") {
+    if (esbuild) {
+      // Start esbuild's service and run one small build through it, load Node's ES module
+      // loader, and start libuv's thread pool (the first asynchronous file read starts its
+      // threads), so that the run pays for none of them.
+      await esbuild.build({ stdin: { contents: "export const x: number = 1;", loader: "ts" }, write: false, logLevel: "silent" });
+      await import("data:text/javascript,export default 1");
+      await fs.promises.readFile(__filename);
     }
-    // Stopped once the program has started loading: killing the service takes a moment.
-    setImmediate(() => esbuild.stop());
-    main = outfile;
+    // Node creates the standard streams on first use, which costs the first console.log
+    // about a millisecond; these are already the run's own pipes.
+    process.stdout;
+    process.stderr;
+    args = takeRun();
   }
-  process.argv = [process.argv[0], path.resolve(main), ...args];
+  delete process.env.ESBUILD_BINARY_PATH;
+  const entry = esbuild ? await buildTypeScript(esbuild, main) : main;
+  process.argv = [process.argv[0], path.resolve(entry), ...args];
   require("module").runMain();
 }
 

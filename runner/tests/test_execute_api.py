@@ -126,6 +126,21 @@ def test_typescript_runs_top_level_await_and_require(api):
     assert result["stdout"] == "7 function\n"
 
 
+def test_typescript_without_module_syntax_runs_as_commonjs_like_javascript(api):
+    script = api.run("typescript", "const n: number = 1;\nconsole.log(typeof __filename, typeof require, n)")
+    assert script["stdout"] == "string function 1\n", script["stderr"]
+    module = api.run(
+        "typescript",
+        "import os from 'node:os';\nconsole.log(typeof __filename, typeof require, typeof os.cpus)",
+    )
+    assert module["stdout"] == "undefined function function\n", module["stderr"]
+    meta = api.run("typescript", "console.log(import.meta.url)")
+    assert meta["stdout"] == "file:///tmp/.main.mjs\n", meta["stderr"]
+    # CommonJS exports are kept working by esbuild's wrapper, inside an ES module.
+    exports = api.run("typescript", "exports.x = 1;\nconsole.log(typeof module, module.exports.x)")
+    assert exports["stdout"] == "object 1\n", exports["stderr"]
+
+
 def test_it_feeds_stdin(api):
     result = api.run("python", "import sys\nprint(sys.stdin.read()[::-1])", stdin="abc\ndef")
     assert result["stdout"] == "fed\ncba\n"

@@ -71,6 +71,8 @@ def run_both(api, settings, language, code, **body) -> tuple[dict, dict]:
             {"files": {"util.ts": "export const f = (): number => 42"}, "args": ["t"]},
         ),
         ("typescript", "const a: number = 1;\n\nthrow new Error('line three');", {}),
+        ("typescript", "console.log(typeof module, typeof require, process.argv.length)", {"args": ["a"]}),
+        ("typescript", "exports.x = 1;\nconsole.log(typeof module, import.meta.url)", {}),
         ("typescript", "const x: number = ;", {}),
         (
             "bash",
