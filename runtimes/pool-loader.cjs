@@ -102,10 +102,11 @@ async function buildTypeScript(esbuild, main) {
 
 async function main() {
   const [mode, main, api, binary] = process.argv.slice(2);
-  let args = process.argv.slice(6);
+  const typescript = main.endsWith(".ts");
+  let args = process.argv.slice(typescript ? 6 : 4); // a cold run's own arguments
   let esbuild = null;
-  if (main.endsWith(".ts")) {
-    process.env.ESBUILD_BINARY_PATH = binary;
+  if (typescript) {
+    process.env.ESBUILD_BINARY_PATH = binary; // read once, when the API module loads
     esbuild = require(api);
   }
   if (mode === "wait") {
@@ -118,7 +119,7 @@ async function main() {
       await fs.promises.readFile(__filename);
     }
     // Node creates the standard streams on first use, which costs the first console.log
-    // about a millisecond; these are already the run's own pipes.
+    // a few milliseconds; these are already the run's own pipes.
     process.stdout;
     process.stderr;
     args = takeRun();

@@ -291,3 +291,21 @@ def test_a_program_can_open_its_own_stdout_and_stderr_by_name(api):
     assert (result["stdout"], result["stderr"], result["exitCode"]) == ("out\nin\n", "err\n", 0)
     result = api.run("python", "print('to stderr', file=open('/dev/stderr', 'w'))")
     assert (result["stderr"], result["exitCode"]) == ("to stderr\n", 0)
+
+
+def test_an_adopted_process_still_exiting_is_reaped_not_left_a_zombie():
+    # An orphaned sandbox init leaves its cgroup a moment before it becomes a zombie: the
+    # sweep after an OOM-killed bwrap must wait for it, not skip it as still running.
+    uid = TEST_UID_BASE + 1500  # above every run and pool slot
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setgid(uid)
+            os.setuid(uid)
+            threading.Event().wait(0.2)
+        finally:
+            os._exit(0)
+    threading.Event().wait(0.05)  # it has taken its uid, and is not a zombie yet
+    sandbox.reap_orphans(uid)
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # already reaped
