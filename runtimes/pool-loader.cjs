@@ -95,7 +95,8 @@ async function buildTypeScript(esbuild, main) {
   const kind = result.metafile.inputs[main]?.format; // "esm", "cjs", or none: a plain script
   const output = kind ? ".main.mjs" : ".main.cjs";
   fs.writeFileSync(output, result.outputFiles[0].contents);
-  // Stopped once the program has started loading: killing the service takes a moment.
+  // Stopped on the event loop's next turn, once the program has started (a CommonJS one has
+  // run its synchronous part): killing the service takes a moment.
   setImmediate(() => esbuild.stop());
   return output;
 }
@@ -119,7 +120,7 @@ async function main() {
       await fs.promises.readFile(__filename);
     }
     // A process's first console.log compiles Node's formatting and console code, about a
-    // millisecond of a one-line program's run; a console writing nowhere pays for it here.
+    // millisecond of a one-line program's run: a console writing nowhere pays for it here.
     const { Writable } = require("stream");
     const nowhere = new console.Console(new Writable({ write: (chunk, encoding, done) => done() }));
     nowhere.log("%s", "warm", 1, { a: [1] });

@@ -243,8 +243,8 @@ CASES = [
     Case(
         "symlinks planted for the host",
         "bash",
-        "for n in main.sh main.py main.js main.ts .main.mjs stdout stderr status result.json input; do ln -sf /etc/passwd $n 2>/dev/null; ln -sf /root/.ssh ${n}.d; done; ls -A | wc -l",
-        stdout="20\n",
+        "for n in main.sh main.py main.js main.ts .main.mjs .main.cjs stdout stderr status result.json input; do ln -sf /etc/passwd $n 2>/dev/null; ln -sf /root/.ssh ${n}.d; done; ls -A | wc -l",
+        stdout="22\n",
     ),
     Case(
         "hard links to runtime files",
