@@ -73,6 +73,12 @@ def run_both(api, settings, language, code, **body) -> tuple[dict, dict]:
         ("typescript", "const a: number = 1;\n\nthrow new Error('line three');", {}),
         ("typescript", "console.log(typeof module, typeof require, process.argv.length)", {"args": ["a"]}),
         ("typescript", "exports.x = 1;\nconsole.log(typeof module, import.meta.url)", {}),
+        (
+            "typescript",
+            "process.stdin.on('data', (d) => process.stdout.write(String(d).toUpperCase()));\nprocess.exitCode = 3;",
+            {"stdin": "shout"},
+        ),
+        ("typescript", "Promise.reject(new Error('unhandled'));", {}),
         ("typescript", "const x: number = ;", {}),
         (
             "bash",
