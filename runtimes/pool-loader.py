@@ -55,9 +55,16 @@ def _take_run():
 
 
 def _run_python(main, args):
+    loaded = set(sys.modules)
     import atexit
     import builtins
     import gc
+
+    # Used from here on, but not left in sys.modules: `python3 main.py` has not imported
+    # them. (Their state is the interpreter's, so a program's own `import atexit` shares it.)
+    for name in ("atexit", "gc"):
+        if name not in loaded:
+            del sys.modules[name]
 
     # This module's globals are about to become the program's: keep what we need as locals.
     system, exit_now, collect, exit_status = sys, os._exit, gc.collect, _exit_status
@@ -119,4 +126,7 @@ def _exit_status(code, stderr):
 
 
 if __name__ == "__main__":
+    # The interpreter's first compile() sets up the AST types, a millisecond or more that
+    # the run would otherwise pay. It imports nothing and leaves nothing in __main__.
+    compile(b"", "<pool>", "exec")
     _run_python(sys.argv[1], _take_run())

@@ -29,6 +29,7 @@ def run_both(api, settings, language, code, **body) -> tuple[dict, dict]:
     [
         ("python", "import sys\nprint(sys.argv, __name__, __file__)\nsys.exit(3)", {"args": ["a", "b c"]}),
         ("python", "print(sorted(k for k in globals() if not k.startswith('__')))", {}),
+        ("python", "import sys\nprint([m for m in ('atexit', 'gc', 'json') if m in sys.modules])", {}),
         ("python", "print(input()[::-1])\nimport sys\nprint(sys.stdin.read())", {"stdin": "abc\nrest"}),
         ("python", "def f():\n    raise ValueError('boom')\nf()", {}),
         # The pooled loader ends the process itself: what a program sees of shutdown is the same.
