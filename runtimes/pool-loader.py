@@ -54,17 +54,20 @@ def _take_run():
     return [str(chunk(4), "utf-8") for _ in range(number(4))]
 
 
-def _run_python(main, args):
-    loaded = set(sys.modules)
-    import atexit
-    import builtins
-    import gc
-
-    # Used from here on, but not left in sys.modules: `python3 main.py` has not imported
-    # them. (Their state is the interpreter's, so a program's own `import atexit` shares it.)
-    for name in ("atexit", "gc"):
-        if name not in loaded:
+def _import_unlisted(*names):
+    """Modules for the loader's own use, not left in sys.modules: `python3 main.py` has not
+    imported them. (Their state is the interpreter's, so a program's own import shares it.)"""
+    modules = []
+    for name in names:
+        listed = name in sys.modules
+        modules.append(__import__(name))
+        if not listed:
             del sys.modules[name]
+    return modules
+
+
+def _run_python(main, args, atexit, gc):
+    import builtins
 
     # This module's globals are about to become the program's: keep what we need as locals.
     system, exit_now, collect, exit_status = sys, os._exit, gc.collect, _exit_status
@@ -126,7 +129,9 @@ def _exit_status(code, stderr):
 
 
 if __name__ == "__main__":
-    # The interpreter's first compile() sets up the AST types, a millisecond or more that
-    # the run would otherwise pay. It imports nothing and leaves nothing in __main__.
+    # While the sandbox waits: the interpreter's first compile() sets up the AST types (a
+    # millisecond or more; it imports nothing and leaves nothing in __main__), and the
+    # modules the loader ends the run with are imported.
     compile(b"", "<pool>", "exec")
-    _run_python(sys.argv[1], _take_run())
+    modules = _import_unlisted("atexit", "gc")
+    _run_python(sys.argv[1], _take_run(), *modules)
