@@ -8,8 +8,9 @@ exactly that much with os.read, so the rest of stdin is left for the program. EO
 stdin before a run means the server is gone: exit quietly. Each sandbox serves one run
 only, and the server destroys it afterwards.
 
-It imports nothing that `python3 main.py` would not have imported by itself (json or
-signal would cost milliseconds at hand-over and leave modules behind in sys.modules).
+It leaves nothing in sys.modules that `python3 main.py` would not have imported by itself,
+and imports nothing slow (json or signal would cost milliseconds at hand-over); the two
+builtin modules it ends the run with are imported while it waits, then unlisted.
 """
 
 import os
