@@ -20,12 +20,11 @@ async def _run(request, req: RunRequest) -> JsonResponse:
     admitted = await fairuse.admit(client)
     try:
         result = await executor.Run(spec).result()
-    except BaseException as e:
-        if isinstance(e, executor.Busy | executor.Unavailable):
-            await fairuse.refund(admitted)  # it never ran
-        await admitted.release()
+    except (executor.Busy, executor.Unavailable):
+        await fairuse.refund(admitted)  # it never ran
         raise
-    await admitted.release()
+    finally:
+        await admitted.release()
     await RECORDER.record(spec, result)
     response = JsonResponse(result.to_wire())
     for name, value in admitted.headers().items():

@@ -25,6 +25,8 @@ NODE_TOOLS = (("node-preload.cjs", NODE_PRELOAD_INSIDE),)
 POOL_PY = "/opt/pool-loader.py"
 POOL_NODE = "/opt/pool-loader.cjs"
 POOL_EXEC = "/opt/pool-exec"
+# Plain .js runs as CommonJS unless it uses import/export, as it would in a browser.
+JS_NODE = (NODE, "--require", NODE_PRELOAD_INSIDE, "--experimental-detect-module")
 # TypeScript runs through pool-loader.cjs whether cold or pooled, so both take one path:
 # it bundles main.ts with esbuild's service and runs the output as CommonJS, or as an ES
 # module when main.ts uses module syntax (see the loader).
@@ -74,17 +76,8 @@ LANGUAGES: tuple[Language, ...] = (
         title="JavaScript",
         aliases=("js", "node"),
         filename="main.js",
-        # Plain .js runs as CommonJS unless it uses import/export, as it would in a browser.
-        command=(NODE, "--require", NODE_PRELOAD_INSIDE, "--experimental-detect-module", "main.js"),
-        pool_command=(
-            NODE,
-            "--require",
-            NODE_PRELOAD_INSIDE,
-            "--experimental-detect-module",
-            POOL_NODE,
-            "wait",
-            "main.js",
-        ),
+        command=(*JS_NODE, "main.js"),
+        pool_command=(*JS_NODE, POOL_NODE, "wait", "main.js"),
         version_probe=(NODE, "--version"),
         version_pattern=r"v(\S+)",
         runtime="Node.js",
