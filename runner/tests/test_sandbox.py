@@ -208,7 +208,12 @@ def test_processes_are_limited(api):
 def test_a_fork_bomb_is_contained_and_the_service_still_answers(api):
     # The bomb's first shell returns at once; its children die with the sandbox.
     api.run("bash", ":(){ :|:& };:", timeout=2000)
-    result = api.run("bash", "f() { f | f & }; f; sleep 1; echo survived", timeout=3000)
+    # The shell lives through a second of its own bomb. It forks once, to start the bomb
+    # while nothing else runs, then waits without forking: with the process limit reached,
+    # a fork (a `sleep`, or the bomb's second half) waits on bash's fork retries (1 s, then
+    # 2 s...), and whether one got through before the timeout was a race.
+    wait = "end=$(( ${EPOCHREALTIME/./} + 1000000 )); while (( ${EPOCHREALTIME/./} < end )); do :; done"
+    result = api.run("bash", f"f() {{ f | f & }}; f & {wait}; echo survived", timeout=3000)
     assert result["stdout"] == "survived\n"
     assert api.run("python", "print('still here')")["stdout"] == "still here\n"
 
