@@ -40,9 +40,8 @@ function readExact(n) {
   return buffer;
 }
 
-// Writes the run's files into the working directory; returns its arguments.
-function takeRun() {
-  const data = readExact(Number(readExact(8).readBigUInt64BE()));
+// A hand-over's body: the run's files, as [name, content] pairs, and its arguments.
+function parseRun(data) {
   let at = 0;
   const number = (width) => {
     at += width;
@@ -53,16 +52,24 @@ function takeRun() {
     at += size;
     return data.subarray(at - size, at);
   };
-  for (let files = number(4); files > 0; files--) {
-    const name = chunk(4).toString("utf8");
-    const content = chunk(8);
+  const files = [];
+  for (let count = number(4); count > 0; count--) files.push([chunk(4).toString("utf8"), chunk(8)]);
+  const args = [];
+  for (let count = number(4); count > 0; count--) args.push(chunk(4).toString("utf8"));
+  return { files, args };
+}
+
+function placeFiles(files) {
+  for (const [name, content] of files) {
     fs.mkdirSync(path.dirname(path.resolve(name)), { recursive: true });
     fs.writeFileSync(name, content);
   }
-  const args = [];
-  for (let count = number(4); count > 0; count--) args.push(chunk(4).toString("utf8"));
-  return args;
 }
+
+// A hand-over of one empty file, /dev/null, and one argument: parsed and placed while the
+// sandbox waits, it compiles the code a run's own hand-over goes through (about 0.3 ms of
+// it, outside the sandbox), and writes nothing anywhere.
+const SAMPLE_RUN = "00000001000000092f6465762f6e756c6c000000000000000000000001000000047761726d";
 
 // `require` in both module kinds: CommonJS has its own, which this keeps; an ES module gets
 // one that resolves from the working directory, so CommonJS-style code runs there too.
@@ -132,11 +139,16 @@ async function main() {
     const nowhere = new console.Console(new Writable({ write: (chunk, encoding, done) => done() }));
     nowhere.log("%s", "warm", 1, { a: [1] });
     nowhere.error("warm");
-    args = takeRun();
+    placeFiles(parseRun(Buffer.from(SAMPLE_RUN, "hex")).files);
+    const run = parseRun(readExact(Number(readExact(8).readBigUInt64BE())));
+    placeFiles(run.files);
+    args = run.args;
   }
   delete process.env.ESBUILD_BINARY_PATH;
   const entry = esbuild ? await buildTypeScript(esbuild, main) : main;
   process.argv = [process.argv[0], path.resolve(entry), ...args];
+  // The program's module cache holds what a plain `node main.js` would: not this loader.
+  delete require.cache[__filename];
   require("module").runMain();
 }
 

@@ -55,6 +55,7 @@ def run_both(api, settings, language, code, **body) -> tuple[dict, dict]:
             "console.log(process.argv.slice(2), require.main === module)\nprocess.exit(4)",
             {"args": ["x"]},
         ),
+        ("javascript", "console.log(Object.keys(require.cache), module.children.length)", {}),
         ("javascript", "import os from 'node:os';\nconsole.log(typeof os.cpus, import.meta.url)", {}),
         (
             "javascript",
