@@ -122,7 +122,8 @@ DATABASES = {
         "NAME": env_str("SQLITE_PATH", str(DATA_DIR / "db.sqlite3")),
         # Kept open: closing the last connection checkpoints the WAL, milliseconds a request.
         # The API's database work runs on one long-lived thread (playground.asgi.ApiHandler),
-        # so in practice this is one connection, checked before each request.
+        # so in practice this is one connection, checked after each API request (before
+        # each page request).
         "CONN_MAX_AGE": None,
         "CONN_HEALTH_CHECKS": True,
         # Runs are stored from many requests at once: wait for the write lock, don't fail.
