@@ -7,7 +7,7 @@
  * It reads exactly one hand-over (runner/pool.py, handover()): an 8-byte big-endian
  * length, then that many bytes holding the files and the arguments, and leaves the rest
  * of stdin to the program. EOF before a run means the server is gone: exit quietly.
- * Written in C so that a waiting sandbox costs about a megabyte and no start-up time;
+ * Written in C so that it holds about 50 KiB while it waits and starts at once;
  * it changes no signal disposition, so the program starts exactly as it would cold.
  */
 #define _GNU_SOURCE
