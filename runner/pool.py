@@ -182,10 +182,11 @@ def _sweep(config: RunnerConfig) -> None:
     """Remove the empty cgroups an earlier server left when it stopped or was killed.
 
     A waiting sandbox ends by itself when its server goes (its stdin closes), and a killed
-    server's runs die with it, but no one is left to remove their cgroups. rmdir only
-    removes an empty one, and only groups made more than SWEEP_AGE_SECONDS ago are tried
-    (one just made is empty until its sandbox joins it), so live groups of another server
-    sharing the parent are safe.
+    server's runs die with it, but no one is left to remove their cgroups, nor the empty
+    ones it kept for reuse. rmdir only removes an empty one, and groups whose maker is still
+    running (another server sharing the parent: its pid is in the name) or that were made
+    less than SWEEP_AGE_SECONDS ago (one just made is empty until its sandbox joins it) are
+    left alone.
     """
     now = time.time()
     for mount in sandbox.cgroup_support().mounts.values():
@@ -196,9 +197,13 @@ def _sweep(config: RunnerConfig) -> None:
             continue
         for name in names:
             path = os.path.join(parent, name)
+            if not name.startswith((CGROUP_PREFIX, sandbox.RUN_CGROUP_PREFIX)):
+                continue
+            maker = cgroups.maker_pid(name)
+            if maker is not None and os.path.exists(f"/proc/{maker}"):
+                continue
             try:
-                ours = name.startswith((CGROUP_PREFIX, sandbox.RUN_CGROUP_PREFIX))
-                if ours and now - os.stat(path).st_ctime > SWEEP_AGE_SECONDS:
+                if now - os.stat(path).st_ctime > SWEEP_AGE_SECONDS:
                     os.rmdir(path)
             except OSError:
                 pass

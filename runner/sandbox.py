@@ -59,7 +59,7 @@ EMPTY_WAIT_SECONDS = 5.0
 ORPHAN_EXIT_SECONDS = 1.0  # an adopted init, once its sandbox is empty, is already exiting
 BWRAP_EXIT_SECONDS = 2.0  # after its sandbox is killed, bwrap reaps the init and exits at once
 PR_SET_CHILD_SUBREAPER = 36
-RUN_CGROUP_PREFIX = "slot"  # a run's cgroup: <prefix><slot>-<random>
+RUN_CGROUP_PREFIX = "slot"  # a run's cgroup: <prefix><slot>-pid<maker's pid>-<random> (cgroups.name)
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 F_GETPIPE_SZ = getattr(fcntl, "F_GETPIPE_SZ", 1032)
 
@@ -375,7 +375,7 @@ class Sandbox:
         self._out_fd: int | None = None
         self._err_fd: int | None = None
         self.destroyed = False
-        self.cgroup_removed = False
+        self.cgroup_released = False  # kept as a spare or removed: no longer this sandbox's
         self.oom_kills = 0
 
     @classmethod
@@ -406,12 +406,11 @@ class Sandbox:
         support = cgroup_support()
         join: list[str] = []
         if support.version:
-            name = f"{self.spec.cgroup_prefix}{self.spec.slot}-{os.urandom(6).hex()}"
             try:
                 self.cgroup = cgroups.Cgroup.create(
                     support,
                     self.host.cgroup_parent,
-                    name,
+                    cgroups.name(self.spec.cgroup_prefix, self.spec.slot),
                     memory_bytes=lim.memory_mib << 20,
                     pids=lim.processes,
                     cpus=lim.cpus,
@@ -576,8 +575,8 @@ class Sandbox:
         """Kill the program's whole process tree now; bwrap then reaps it and exits."""
         self.ended_ns = self.ended_ns or time.monotonic_ns()
         outer = self.process.pid if self.process and self.process.returncode is None else None
-        if self.cgroup_removed:
-            return  # destroyed already: nothing of it is left to kill
+        if self.cgroup_released:
+            return  # destroyed already: nothing of it is left, and its group may be another's
         if self.cgroup:
             try:
                 self.cgroup.kill(spare=outer)
@@ -690,11 +689,7 @@ class Sandbox:
         _unfinished.discard(self)
         try:
             if self.cgroup:
-                if self.cgroup.is_empty():
-                    self.cgroup.remove()
-                    self.cgroup_removed = True
-                else:
-                    log.error("cgroup %s is not empty after the run; abandoned", self.cgroup.dirs)
+                self.cgroup_released = self.cgroup.release()
         finally:
             self._close_fds()
 

@@ -3,8 +3,7 @@ import os
 import pytest
 
 from conftest import TEST_CGROUP_PARENT, TEST_UID_BASE
-from runner import sandbox
-from runner.pool import CGROUP_PREFIX as POOL_PREFIX
+from runner import cgroups, sandbox
 from runner.pool import POOL, POOL_UID_OFFSET, POOL_UIDS
 
 
@@ -32,13 +31,34 @@ def sandbox_leftovers() -> list[str]:
     for base in support.mounts.values():
         parent = os.path.join(base, TEST_CGROUP_PARENT)
         if os.path.isdir(parent):
-            waiting = POOL.idle_cgroups()
+            # Expected: the groups of the waiting sandboxes, and the empty ones kept for reuse.
+            kept = POOL.idle_cgroups() | cgroups.spare_dirs()
             found += [
                 f"cgroup {parent}/{d}"
                 for d in os.listdir(parent)
-                if os.path.isdir(f"{parent}/{d}") and f"{parent}/{d}" not in waiting
+                if os.path.isdir(f"{parent}/{d}") and f"{parent}/{d}" not in kept
+            ]
+            found += [
+                f"spare cgroup {d} not empty"
+                for d in cgroups.spare_dirs()
+                if d.startswith(parent) and members(d)
             ]
     return found
+
+
+def members(group: str) -> list[int]:
+    try:
+        with open(f"{group}/cgroup.procs") as f:
+            return [int(pid) for pid in f.read().split()]
+    except FileNotFoundError:
+        return []
+
+
+def uid_of(pid: int) -> int | None:
+    try:
+        return os.stat(f"/proc/{pid}").st_uid
+    except FileNotFoundError:
+        return None
 
 
 @pytest.fixture(autouse=True)
@@ -54,10 +74,11 @@ def nothing_left_behind():
 def live_leftovers(uid_base: int) -> list[str]:
     """What a live server (another process) left: run-slot processes, run cgroups, busy pooled ones.
 
-    Its waiting pre-warmed sandboxes are expected: a pool cgroup holding just bwrap,
-    sandbox-init, the loader, and for TypeScript esbuild's service.
+    Expected: waiting pre-warmed sandboxes, each a cgroup holding just bwrap,
+    sandbox-init, the loader, and for TypeScript esbuild's service, all on pool uids;
+    and the empty groups kept for reuse, up to cgroups.SPARE_GROUPS a server.
     """
-    from conftest import LIVE_CGROUP_PARENT
+    from conftest import LIVE_CGROUP_PARENT, LIVE_UID_BASES
 
     found = []
     slots = range(uid_base - 1, uid_base + 64)
@@ -68,19 +89,26 @@ def live_leftovers(uid_base: int) -> list[str]:
                     found.append(f"process {pid}")
             except FileNotFoundError:
                 pass
+    # The parent is shared by the live servers: any one's waiting sandboxes may be in it.
+    pool_uids = {
+        uid
+        for base in LIVE_UID_BASES
+        for uid in range(base + POOL_UID_OFFSET, base + POOL_UID_OFFSET + POOL_UIDS)
+    }
     for base in sandbox.cgroup_support().mounts.values():
         parent = os.path.join(base, LIVE_CGROUP_PARENT)
         if not os.path.isdir(parent):
             continue
+        empty = []
         for d in os.listdir(parent):
             path = f"{parent}/{d}"
             if not os.path.isdir(path):
                 continue
-            try:
-                with open(f"{path}/cgroup.procs") as f:
-                    members = len(f.read().split())
-            except FileNotFoundError:
-                continue
-            if not d.startswith(POOL_PREFIX) or members > 4:
-                found.append(f"cgroup {path} ({members} processes)")
+            pids = members(path)
+            if not pids:
+                empty.append(path)
+            elif len(pids) > 4 or any(uid_of(pid) not in pool_uids for pid in pids):
+                found.append(f"cgroup {path} ({len(pids)} processes)")
+        if len(empty) > cgroups.SPARE_GROUPS * len(LIVE_UID_BASES):
+            found += [f"empty cgroup {path} beyond the spares" for path in empty]
     return found

@@ -194,6 +194,7 @@ def test_size_zero_turns_the_pool_off(api, settings):
 
 
 def test_the_sweep_removes_the_empty_cgroups_an_earlier_server_of_ours_left(monkeypatch):
+    """Also the empty ones it kept for reuse; but not those of a server still running."""
     import os
 
     from runner import conf, pool, sandbox
@@ -204,14 +205,22 @@ def test_the_sweep_removes_the_empty_cgroups_an_earlier_server_of_ours_left(monk
     made = []
     for mount in support.mounts.values():
         parent = os.path.join(mount, conf.get().host.cgroup_parent)
-        for name in ("slot7-deadbeef0001", "pool107-deadbeef0002", "other-deadbeef0003"):
+        names = (
+            "slot7-deadbeef0001",  # made before the maker's pid was in the name
+            "pool107-deadbeef0002",
+            "other-deadbeef0003",
+            f"slot8-pid{os.getpid()}-00000004",  # a live server's
+            "pool9-pid999999999-00000005",  # no such process
+        )
+        for name in names:
             os.makedirs(os.path.join(parent, name), exist_ok=True)
             made.append(os.path.join(parent, name))
     monkeypatch.setattr(pool, "SWEEP_AGE_SECONDS", -1)  # as if they were made long ago
     try:
         pool._sweep(conf.get())
         left = {os.path.basename(path) for path in made if os.path.isdir(path)}
-        assert left == {"other-deadbeef0003"}  # only what a server of ours makes is swept
+        # Only what a server of ours makes is swept, and only once that server is gone.
+        assert left == {"other-deadbeef0003", f"slot8-pid{os.getpid()}-00000004"}
     finally:
         for path in made:
             if os.path.isdir(path):
