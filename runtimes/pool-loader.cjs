@@ -94,20 +94,6 @@ function buildOptions(entry) {
   };
 }
 
-// Node's first module with a source map (--enable-source-maps) costs a run about 2 ms more
-// than later ones: it loads and compiles the source map code. A waiting sandbox compiles
-// one, never run and never cached in require.cache, under a name no file has; its entry in
-// Node's source map cache goes when the module object is collected.
-async function compileWithSourceMap(esbuild) {
-  const sample = await esbuild.transform("export const warm: number = 1;", {
-    loader: "ts", format: "cjs", sourcemap: "inline", sourcefile: "warm.ts",
-  });
-  const [code, sourceMap] = sample.code.split(/(?=\/\/# sourceMappingURL=)/);
-  const name = path.join(__dirname, ".pool-loader-warm.cjs");
-  const Module = require("module");
-  new Module(name, null)._compile(`if (false) {\n${code}}\n${sourceMap}`, name);
-}
-
 // Builds main.ts into the working directory; returns the file to run, or exits when the
 // build fails (esbuild has printed why, with main.ts lines).
 async function buildTypeScript(esbuild, main) {
@@ -146,7 +132,6 @@ async function main() {
       await esbuild.build({ ...buildOptions(__filename), loader: { ".cjs": "ts" }, logLevel: "silent" });
       await import("data:text/javascript,export default 1");
       await fs.promises.readFile(__filename);
-      await compileWithSourceMap(esbuild);
     }
     // A process's first console.log compiles Node's formatting and console code, about a
     // millisecond of a one-line program's run: a console writing nowhere pays for it here.
