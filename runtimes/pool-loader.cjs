@@ -79,11 +79,14 @@ function requireBanner(main) {
 }
 
 // The one build a run gets: main.ts bundled into one file, in memory, with its metafile.
+// The target is the Node that runs it, so that syntax this Node can't parse is lowered:
+// decorators, `accessor` fields and `using` declarations (Node 20 has none of them) run.
 function buildOptions(entry) {
   return {
     entryPoints: [entry],
     bundle: true,
     platform: "node",
+    target: `node${process.versions.node}`,
     format: "esm",
     sourcemap: "inline",
     logLevel: "warning",

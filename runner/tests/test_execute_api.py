@@ -112,6 +112,27 @@ def test_typescript_errors_point_at_the_source_line(api):
     assert "main.ts:3" in result["stderr"]
 
 
+def test_typescript_syntax_this_node_lacks_is_lowered_for_it(api):
+    # Decorators, `accessor` fields and `using` declarations: Node 20 parses none of them.
+    code = """
+function logged(method: Function, context: ClassMethodDecoratorContext) {
+  console.log("decorated", String(context.name));
+  return method;
+}
+class Counter {
+  accessor count = 1;
+  @logged bump() { this.count += 1; return this.count; }
+}
+class Resource { [Symbol.dispose]() { console.log("disposed"); } }
+{
+  using r = new Resource();
+  console.log(new Counter().bump());
+}
+"""
+    result = api.run("typescript", code)
+    assert result["stdout"] == "decorated bump\n2\ndisposed\n", result["stderr"]
+
+
 def test_javascript_runs_es_modules_and_commonjs(api):
     esm = api.run("javascript", "import os from 'node:os';\nconsole.log(typeof os.cpus)")
     cjs = api.run("javascript", "const os = require('os');\nconsole.log(typeof os.cpus)")

@@ -83,6 +83,11 @@ def run_both(api, settings, language, code, **body) -> tuple[dict, dict]:
         ("typescript", "Promise.reject(new Error('unhandled'));", {}),
         ("typescript", "const x: number = ;", {}),
         (
+            "typescript",
+            "class C { accessor n = 1 }\n{ using r = { [Symbol.dispose]() {} }; }\nconsole.log(new C().n)",
+            {},
+        ),
+        (
             "bash",
             'echo "$0" "$@"; read -r line; echo "got $line"; exit 7',
             {"args": ["p q"], "stdin": "in\n"},
