@@ -149,6 +149,8 @@ class Cgroup:
         else:
             dirs = {c: os.path.join(support.mounts[c], parent, name) for c in support.controllers}
         group = cls(support, dirs, parent)
+        with _spares_lock:
+            _made.update(dirs.values())
         try:
             for path in dirs.values():
                 os.makedirs(path)
@@ -313,8 +315,11 @@ class Cgroup:
         for path in self.dirs.values():
             try:
                 os.rmdir(path)
+                with _spares_lock:
+                    _made.discard(path)
             except FileNotFoundError:
-                pass
+                with _spares_lock:
+                    _made.discard(path)
             except OSError as e:
                 ok = False
                 log.error("cannot remove cgroup %s: %s; it is abandoned", path, e)
@@ -326,6 +331,7 @@ class Cgroup:
 _spares: dict[str, list[Cgroup]] = {}
 _spares_lock = threading.Lock()
 _closing = False  # at exit: every released group is removed
+_made: set[str] = set()  # the directories this process made and has not removed
 _exit_hook = False
 
 
@@ -374,6 +380,12 @@ def _remove_spares_at_exit() -> None:
     with _spares_lock:
         _closing = True  # sandboxes torn down later at exit remove their groups
     remove_spares()
+
+
+def made_here(path: str) -> bool:
+    """Whether this process made the directory and still has it (in use, or a spare)."""
+    with _spares_lock:
+        return path in _made
 
 
 def name(prefix: str, slot: int) -> str:

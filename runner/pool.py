@@ -183,10 +183,11 @@ def _sweep(config: RunnerConfig) -> None:
 
     A waiting sandbox ends by itself when its server goes (its stdin closes), and a killed
     server's runs die with it, but no one is left to remove their cgroups, nor the empty
-    ones it kept for reuse. rmdir only removes an empty one, and groups whose maker is still
-    running (another server sharing the parent: its pid is in the name) or that were made
-    less than SWEEP_AGE_SECONDS ago (one just made is empty until its sandbox joins it) are
-    left alone.
+    ones it kept for reuse. rmdir only removes an empty one, and these are left alone: the
+    groups this process made, those whose maker is another process still running (a server
+    sharing the parent: its pid is in the name), and those made less than SWEEP_AGE_SECONDS
+    ago (one just made is empty until its sandbox joins it). A group named with this
+    process's pid that it did not make is an earlier server's that had the same pid.
     """
     now = time.time()
     for mount in sandbox.cgroup_support().mounts.values():
@@ -199,8 +200,10 @@ def _sweep(config: RunnerConfig) -> None:
             path = os.path.join(parent, name)
             if not name.startswith((CGROUP_PREFIX, sandbox.RUN_CGROUP_PREFIX)):
                 continue
+            if cgroups.made_here(path):
+                continue
             maker = cgroups.maker_pid(name)
-            if maker is not None and os.path.exists(f"/proc/{maker}"):
+            if maker is not None and maker != os.getpid() and os.path.exists(f"/proc/{maker}"):
                 continue
             try:
                 if now - os.stat(path).st_ctime > SWEEP_AGE_SECONDS:

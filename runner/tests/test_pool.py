@@ -202,7 +202,7 @@ def test_the_sweep_removes_the_empty_cgroups_an_earlier_server_of_ours_left(monk
     """Also the empty ones it kept for reuse; but not those of a server still running."""
     import os
 
-    from runner import conf, pool, sandbox
+    from runner import cgroups, conf, pool, sandbox
 
     support = sandbox.cgroup_support()
     if not support.version:
@@ -214,19 +214,32 @@ def test_the_sweep_removes_the_empty_cgroups_an_earlier_server_of_ours_left(monk
             "slot7-deadbeef0001",  # made before the maker's pid was in the name
             "pool107-deadbeef0002",
             "other-deadbeef0003",
-            f"slot8-pid{os.getpid()}-00000004",  # a live server's
+            f"slot8-pid{os.getppid()}-00000004",  # a live process's
             "pool9-pid999999999-00000005",  # no such process
+            f"slot10-pid{os.getpid()}-00000006",  # an earlier process's that had this pid
         )
         for name in names:
             os.makedirs(os.path.join(parent, name), exist_ok=True)
             made.append(os.path.join(parent, name))
+    # And a spare this process keeps for reuse, made (as any group here) with this pid.
+    spare = cgroups.Cgroup.create(
+        support,
+        conf.get().host.cgroup_parent,
+        cgroups.name("slot", 11),
+        memory_bytes=1 << 26,
+        pids=8,
+        cpus=1.0,
+    )
+    assert spare.release()
     monkeypatch.setattr(pool, "SWEEP_AGE_SECONDS", -1)  # as if they were made long ago
     try:
         pool._sweep(conf.get())
         left = {os.path.basename(path) for path in made if os.path.isdir(path)}
         # Only what a server of ours makes is swept, and only once that server is gone.
-        assert left == {"other-deadbeef0003", f"slot8-pid{os.getpid()}-00000004"}
+        assert left == {"other-deadbeef0003", f"slot8-pid{os.getppid()}-00000004"}
+        assert all(os.path.isdir(d) for d in spare.dirs.values())
     finally:
         for path in made:
             if os.path.isdir(path):
                 os.rmdir(path)
+        cgroups.remove_spares()
