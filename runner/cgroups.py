@@ -105,7 +105,7 @@ class Cgroup:
     """One sandbox's cgroup, with that sandbox's limits; released (kept as a spare, or
     removed) when the sandbox is gone."""
 
-    def __init__(self, support: Support, dirs: dict[str, str], parent: str = ""):
+    def __init__(self, support: Support, dirs: dict[str, str], parent: str):
         self.support = support
         self.dirs = dirs  # controller -> directory (v2: one directory under "")
         self.parent = parent
@@ -133,7 +133,7 @@ class Cgroup:
 
         The name is the new group's; a spare keeps the name it was made with.
         """
-        spare = _take_spare(support, parent)
+        spare = _take_spare(parent)
         if spare is not None:
             try:
                 spare._set_limits(memory_bytes, pids, cpus)
@@ -335,14 +335,10 @@ _made: set[str] = set()  # the directories this process made and has not removed
 _exit_hook = False
 
 
-def _take_spare(support: Support, parent: str) -> Cgroup | None:
+def _take_spare(parent: str) -> Cgroup | None:
     with _spares_lock:
         spares = _spares.get(parent)
-        while spares:
-            group = spares.pop()
-            if group.support == support:
-                return group
-    return None
+        return spares.pop() if spares else None
 
 
 def _keep_spare(group: Cgroup) -> bool:
