@@ -133,6 +133,11 @@ DATABASES = {
             "transaction_mode": "IMMEDIATE",
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         },
+        # The tests' database is a file too, not Django's default in-memory one: that one is
+        # shared between threads through SQLite's shared cache, where a read in one thread
+        # makes another thread's write fail at once ("database table is locked") instead of
+        # waiting, which the server's file database never does.
+        "TEST": {"NAME": str(DATA_DIR / "test.sqlite3")},
     }
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

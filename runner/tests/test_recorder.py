@@ -20,6 +20,22 @@ def test_a_run_is_readable_at_once_and_stored_just_after_its_answer(api, client,
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_run_is_stored_while_another_thread_reads_the_table(api, settings):
+    from django.db import connection
+
+    settings.RUNNER_RECORD_IN_BACKGROUND = True
+    for i in range(2):
+        api.run("python", f"print({i})")
+    assert RECORDER.flush()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT id FROM runner_execution")
+        cursor.fetchone()  # the read is still going on: one row of two taken
+        result = api.run("python", "print('during')")
+        assert RECORDER.flush()
+    assert Execution.objects.get(id=result["id"]).stdout == "during\n"
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_websocket_run_is_stored_the_same_way(settings):
     import asyncio
 
