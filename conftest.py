@@ -14,6 +14,28 @@ LIVE_UID_BASES = (64000, 66000)
 LIVE_CGROUP_PARENT = "code-playground-test-live"
 
 
+def _remove_test_database_journal():
+    """The test database's WAL and shared-memory files, which Django leaves when it deletes
+    the database while other threads still hold connections. A stale WAL beside the next
+    session's new database file would be replayed into it."""
+    from django.conf import settings
+
+    name = settings.DATABASES["default"]["TEST"]["NAME"]
+    for suffix in ("-wal", "-shm"):
+        try:
+            os.remove(name + suffix)
+        except FileNotFoundError:
+            pass
+
+
+def pytest_sessionstart(session):
+    _remove_test_database_journal()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    _remove_test_database_journal()
+
+
 @pytest.fixture(autouse=True)
 def _test_host(settings):
     # Tests use their own uids and cgroup parent, so a dev server running beside
