@@ -15,6 +15,9 @@ PY := $(VENV)/bin/python
 # it starts several times faster; libseccomp2 builds the seccomp filter; musl-gcc builds
 # the C tools (below).
 SYSTEM_COMMANDS := bwrap cc musl-gcc node npm /usr/bin/python3
+# The Debian packages the languages need, from their files under languages/ (engine/languages.py
+# reads the same files); installed below when missing.
+LANGUAGE_PACKAGES := $(shell $(PYTHON) -c 'import glob, tomllib; print(" ".join(sorted({p for f in glob.glob("languages/*.toml") for p in tomllib.load(open(f, "rb")).get("packages", [])})))')
 
 .PHONY: install system browser run test lint check bench clean
 
@@ -37,6 +40,14 @@ system:
 	  command -v node >/dev/null || pkgs="$$pkgs nodejs"; \
 	  command -v npm >/dev/null || pkgs="$$pkgs npm"; \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkgs >/dev/null; \
+	fi
+	@missing=""; for p in $(LANGUAGE_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages for the languages:$$missing"; \
+	  apt-get update -qq; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || { apt-get update -qq; apt-get install -y -qq python3-venv >/dev/null; }
 

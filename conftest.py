@@ -6,6 +6,10 @@ import os
 import pytest
 from django.core.cache import cache
 
+from sandbox import cgroups
+from sandbox.pool import POOL, POOL_UID_OFFSET, POOL_UIDS
+from sandbox.process import processes
+
 TEST_UID_BASE = 62000
 TEST_CGROUP_PARENT = "code-playground-test"
 # Servers the tests start as separate processes: their own uids and cgroups, and
@@ -152,3 +156,100 @@ class Server:
             "/api/execute", json.dumps(body).encode(), {"Content-Type": "application/json"}
         )
         return status, headers, json.loads(raw)
+
+
+# --- What a run could leave on the host ---------------------------------------------
+def sandbox_leftovers() -> list[str]:
+    """Whatever a run could leave on the host: processes of the sandbox uids, run cgroups."""
+    found = []
+    POOL.settle()  # a sandbox being launched into the pool is not a leftover
+    # Run slots' uids, and the pre-warmed sandboxes' uids but those waiting in the pool.
+    idle = POOL.idle_uids()
+    uids = set(range(TEST_UID_BASE - 1, TEST_UID_BASE + 64))
+    uids |= set(range(TEST_UID_BASE + POOL_UID_OFFSET, TEST_UID_BASE + POOL_UID_OFFSET + POOL_UIDS)) - idle
+    for pid, uid in processes():
+        if uid in uids:
+            try:
+                with open(f"/proc/{pid}/status") as f:
+                    fields = dict(line.split(":", 1) for line in f if ":" in line)
+            except FileNotFoundError:
+                continue
+            state = ", ".join(f"{k}={fields[k].strip()}" for k in ("Name", "State", "PPid") if k in fields)
+            found.append(f"process {pid} ({state})")
+    support = cgroups.support()
+    for base in support.mounts.values():
+        parent = os.path.join(base, TEST_CGROUP_PARENT)
+        if os.path.isdir(parent):
+            # Expected: the groups of the waiting sandboxes, and the empty ones kept for reuse.
+            kept = POOL.idle_cgroups() | cgroups.spare_dirs()
+            found += [
+                f"cgroup {parent}/{d}"
+                for d in os.listdir(parent)
+                if os.path.isdir(f"{parent}/{d}") and f"{parent}/{d}" not in kept
+            ]
+            found += [
+                f"spare cgroup {d} not empty"
+                for d in cgroups.spare_dirs()
+                if d.startswith(parent) and members(d)
+            ]
+    return found
+
+
+def members(group: str) -> list[int]:
+    try:
+        with open(f"{group}/cgroup.procs") as f:
+            return [int(pid) for pid in f.read().split()]
+    except FileNotFoundError:
+        return []
+
+
+def uid_of(pid: int) -> int | None:
+    try:
+        return os.stat(f"/proc/{pid}").st_uid
+    except FileNotFoundError:
+        return None
+
+
+@pytest.fixture
+def nothing_left_behind():
+    """The test ends with no sandbox process and no cgroup left on the host (autouse where it applies)."""
+    yield
+    # No grace period: a sandbox is torn down just after its run's answer, and an in-process
+    # request's event loop only closes once that is done.
+    left = sandbox_leftovers()
+    assert not left, f"left behind: {left}"
+
+
+def live_leftovers(uid_base: int) -> list[str]:
+    """What a live server (another process) left: run-slot processes, run cgroups, busy pooled ones.
+
+    Expected: waiting pre-warmed sandboxes, each a cgroup holding just bwrap,
+    sandbox-init, the loader, and for TypeScript esbuild's service, all on pool uids;
+    and the empty groups kept for reuse, up to cgroups.SPARE_GROUPS a server.
+    """
+    found = []
+    slots = range(uid_base - 1, uid_base + 64)
+    found += [f"process {pid}" for pid, uid in processes() if uid in slots]
+    # The parent is shared by the live servers: any one's waiting sandboxes may be in it.
+    pool_uids = {
+        uid
+        for base in LIVE_UID_BASES
+        for uid in range(base + POOL_UID_OFFSET, base + POOL_UID_OFFSET + POOL_UIDS)
+    }
+    for base in cgroups.support().mounts.values():
+        parent = os.path.join(base, LIVE_CGROUP_PARENT)
+        if not os.path.isdir(parent):
+            continue
+        empty = []
+        for d in os.listdir(parent):
+            path = f"{parent}/{d}"
+            if not os.path.isdir(path):
+                continue
+            pids = members(path)
+            if not pids:
+                empty.append(path)
+            elif len(pids) > 4 or any(uid_of(pid) not in pool_uids for pid in pids):
+                found.append(f"cgroup {path} ({len(pids)} processes)")
+        if len(empty) > cgroups.SPARE_GROUPS * len(LIVE_UID_BASES):
+            found += [f"empty cgroup {path} beyond the spares" for path in empty]
+    return found

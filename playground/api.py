@@ -3,16 +3,16 @@
 from asgiref.sync import sync_to_async
 from django.http import JsonResponse
 
-from runner import conf, schemas
-from runner.decorators import api, error
-from runner.schemas import SnippetLinks, SnippetRecord, SnippetRequest
+from runner import conf, validation
+from runner.doors.rest.decorators import api, error
+from runner.wire import SnippetLinks, SnippetRecord, SnippetRequest
 
 from .models import Snippet
 
 
 def _save(req: SnippetRequest) -> tuple[Snippet, bool]:
-    lang = schemas.check_language(req.language)
-    schemas.check_code_size(len(req.code.encode()), conf.get())
+    lang = validation.check_language(req.language)
+    validation.check_code_size(len(req.code.encode()), conf.get())
     return Snippet.objects.for_content(lang.name, req.code, req.stdin, req.title)
 
 
@@ -24,7 +24,7 @@ def _save(req: SnippetRequest) -> tuple[Snippet, bool]:
     errors=(400, 404, 405, 413),
 )
 async def snippets(request):
-    req = schemas.parse_body(request.body, SnippetRequest)
+    req = validation.parse_body(request.body, SnippetRequest)
     snippet, created = await sync_to_async(_save)(req)
     return JsonResponse(snippet.links(request), status=201 if created else 200)
 

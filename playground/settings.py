@@ -6,6 +6,8 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
+from sandbox import spec as limits  # each per-run limit's default is written there, once
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -186,16 +188,18 @@ WHITENOISE_USE_FINDERS = DEBUG
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("RUNNER_MAX_BODY", 1 << 20, minimum=1024)
 
 # --- The runner: limits are defaults a request may lower, or raise up to the ceiling ---
-RUNNER_TIMEOUT = env_int("RUNNER_TIMEOUT", 10_000, minimum=1)  # ms
+RUNNER_TIMEOUT = env_int("RUNNER_TIMEOUT", limits.DEFAULT_TIMEOUT_MS, minimum=1)  # ms
 RUNNER_MAX_TIMEOUT = env_int("RUNNER_MAX_TIMEOUT", 60_000, minimum=1)  # ms
-RUNNER_MEMORY = env_int("RUNNER_MEMORY", 256, minimum=16)  # MiB
+RUNNER_MEMORY = env_int("RUNNER_MEMORY", limits.DEFAULT_MEMORY_MIB, minimum=16)  # MiB
 RUNNER_MAX_MEMORY = env_int("RUNNER_MAX_MEMORY", 1024, minimum=16)  # MiB
-RUNNER_PROCESSES = env_int("RUNNER_PROCESSES", 64, minimum=1)
-RUNNER_OUTPUT_LIMIT = env_int("RUNNER_OUTPUT_LIMIT", 1 << 20, minimum=1)  # bytes, stdout and stderr together
-RUNNER_TMPFS = env_int("RUNNER_TMPFS", 64, minimum=1)  # MiB
-RUNNER_FILE_SIZE = env_int("RUNNER_FILE_SIZE", 16, minimum=1)  # MiB
-RUNNER_OPEN_FILES = env_int("RUNNER_OPEN_FILES", 256, minimum=16)
-RUNNER_CPUS = env_float("RUNNER_CPUS", 1.0, minimum=0.01)
+RUNNER_PROCESSES = env_int("RUNNER_PROCESSES", limits.DEFAULT_PROCESSES, minimum=1)
+RUNNER_OUTPUT_LIMIT = env_int(
+    "RUNNER_OUTPUT_LIMIT", limits.DEFAULT_OUTPUT_BYTES, minimum=1
+)  # bytes, stdout and stderr together
+RUNNER_TMPFS = env_int("RUNNER_TMPFS", limits.DEFAULT_TMPFS_MIB, minimum=1)  # MiB
+RUNNER_FILE_SIZE = env_int("RUNNER_FILE_SIZE", limits.DEFAULT_FILE_SIZE_MIB, minimum=1)  # MiB
+RUNNER_OPEN_FILES = env_int("RUNNER_OPEN_FILES", limits.DEFAULT_OPEN_FILES, minimum=16)
+RUNNER_CPUS = env_float("RUNNER_CPUS", limits.DEFAULT_CPUS, minimum=0.01)
 RUNNER_MAX_CODE = env_int("RUNNER_MAX_CODE", 256 * 1024, minimum=1)  # bytes, code and files together
 RUNNER_MAX_FILES = env_int("RUNNER_MAX_FILES", 32, minimum=0)
 RUNNER_CONCURRENCY = env_int("RUNNER_CONCURRENCY", os.cpu_count() or 1, minimum=1)

@@ -12,7 +12,7 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("api/snippets", api.snippets, name="snippets"),
     path("api/snippets/<str:id>", api.snippet, name="snippet-api"),
-    path("api/", include("runner.urls")),
+    path("api/", include("runner.doors.rest.urls")),
     path("admin/", admin.site.urls),
 ]
 

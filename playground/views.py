@@ -10,7 +10,10 @@ from django.views.decorators.http import require_GET
 from django.views.defaults import page_not_found
 from django.views.defaults import server_error as html_server_error
 
-from runner import executor, languages
+from engine import languages
+from engine.backends import local
+from runner import conf
+from sandbox import probe
 
 from .models import Snippet
 
@@ -21,7 +24,8 @@ def page_config(request, snippet: Snippet | None = None, **extra) -> dict:
     """What the page's script starts from, handed over as JSON in the page."""
     return {
         "languages": [
-            {"name": lang.name, "title": lang.title, "example": lang.example} for lang in languages.LANGUAGES
+            {"name": lang.name, "title": lang.title, "mode": lang.editor, "example": lang.example}
+            for lang in languages.LANGUAGES
         ],
         "snippet": snippet.to_dict(request) if snippet else None,
         **extra,
@@ -88,12 +92,12 @@ def embed_js(request):
 
 async def healthz(request):
     """The sandbox's layers as JSON: 200 while isolation holds, 503 when it is broken."""
-    layers = await executor.isolation()
-    failure = executor.isolation_failure(layers)
+    layers = await conf.backend().isolation()
+    failure = probe.failure(layers)
     body = {
         "status": "ok" if failure is None else "unavailable",
         "layers": [{"name": x.name, "on": x.on, "detail": x.detail, "required": x.required} for x in layers],
-        "runs": {"warm": executor.STARTS["warm"], "cold": executor.STARTS["cold"]},
+        "runs": {"warm": local.STARTS["warm"], "cold": local.STARTS["cold"]},
     }
     if failure:
         body["error"] = failure

@@ -1,62 +1,117 @@
-"""The runner's configuration, read once from Django settings into plain values."""
+"""The runner's configuration: the only reader of the RUNNER_* settings, read once into plain values.
+
+The engine gets its part (EngineConfig) as a plain value; nothing below the doors
+reads Django settings.
+"""
 
 from __future__ import annotations
 
 import functools
+import ipaddress
+import threading
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-from .sandbox import Host, Limits
+from engine.backends.local import LocalBackend
+from engine.config import EngineConfig
+from sandbox import Host, Limits
+
+from .rates import Rate, setting_rate
 
 
 @dataclass(frozen=True)
 class RunnerConfig:
-    defaults: Limits
+    engine: EngineConfig
     max_timeout_ms: int
     max_memory_mib: int
     max_code_bytes: int
     max_files: int
-    concurrency: int
-    queue_size: int
-    queue_wait_seconds: float
+    max_body_bytes: int
     retention_hours: float
-    pool_size: int
-    host: Host
+    record_in_background: bool
+    rate_limit: Rate | None  # per anonymous address
+    key_rate_limit: Rate | None  # for keys without a rate of their own
+    client_concurrency: int
+    client_wait_seconds: float
+    trusted_proxies: str
+    require_api_key: bool
+
+    @property
+    def defaults(self) -> Limits:
+        return self.engine.defaults
+
+    @property
+    def host(self) -> Host:
+        return self.engine.host
 
 
 @functools.cache
 def get() -> RunnerConfig:
     s = settings
     return RunnerConfig(
-        defaults=Limits(
-            timeout_ms=s.RUNNER_TIMEOUT,
-            memory_mib=s.RUNNER_MEMORY,
-            processes=s.RUNNER_PROCESSES,
-            output_bytes=s.RUNNER_OUTPUT_LIMIT,
-            tmpfs_mib=s.RUNNER_TMPFS,
-            file_size_mib=s.RUNNER_FILE_SIZE,
-            open_files=s.RUNNER_OPEN_FILES,
-            cpus=s.RUNNER_CPUS,
+        engine=EngineConfig(
+            defaults=Limits(
+                timeout_ms=s.RUNNER_TIMEOUT,
+                memory_mib=s.RUNNER_MEMORY,
+                processes=s.RUNNER_PROCESSES,
+                output_bytes=s.RUNNER_OUTPUT_LIMIT,
+                tmpfs_mib=s.RUNNER_TMPFS,
+                file_size_mib=s.RUNNER_FILE_SIZE,
+                open_files=s.RUNNER_OPEN_FILES,
+                cpus=s.RUNNER_CPUS,
+            ),
+            concurrency=s.RUNNER_CONCURRENCY,
+            queue_size=s.RUNNER_QUEUE_SIZE,
+            queue_wait_seconds=s.RUNNER_QUEUE_WAIT,
+            pool_size=s.RUNNER_POOL_SIZE,
+            host=Host(
+                tools_dir=s.RUNNER_TOOLS_DIR, uid_base=s.RUNNER_UID_BASE, cgroup_parent=s.RUNNER_CGROUP_PARENT
+            ),
         ),
         max_timeout_ms=s.RUNNER_MAX_TIMEOUT,
         max_memory_mib=s.RUNNER_MAX_MEMORY,
         max_code_bytes=s.RUNNER_MAX_CODE,
         max_files=s.RUNNER_MAX_FILES,
-        concurrency=s.RUNNER_CONCURRENCY,
-        queue_size=s.RUNNER_QUEUE_SIZE,
-        queue_wait_seconds=s.RUNNER_QUEUE_WAIT,
+        max_body_bytes=s.DATA_UPLOAD_MAX_MEMORY_SIZE,
         retention_hours=s.RUNNER_RETENTION_HOURS,
-        pool_size=s.RUNNER_POOL_SIZE,
-        host=Host(
-            tools_dir=s.RUNNER_TOOLS_DIR, uid_base=s.RUNNER_UID_BASE, cgroup_parent=s.RUNNER_CGROUP_PARENT
-        ),
+        record_in_background=s.RUNNER_RECORD_IN_BACKGROUND,
+        rate_limit=setting_rate("RUNNER_RATE_LIMIT", s.RUNNER_RATE_LIMIT),
+        key_rate_limit=setting_rate("RUNNER_KEY_RATE_LIMIT", s.RUNNER_KEY_RATE_LIMIT),
+        client_concurrency=s.RUNNER_CLIENT_CONCURRENCY,
+        client_wait_seconds=s.RUNNER_CLIENT_WAIT,
+        trusted_proxies=_networks("RUNNER_TRUSTED_PROXIES", s.RUNNER_TRUSTED_PROXIES),
+        require_api_key=s.RUNNER_REQUIRE_API_KEY,
     )
+
+
+def _networks(name: str, text: str) -> str:
+    for net in filter(None, (n.strip() for n in text.split(","))):
+        try:
+            ipaddress.ip_network(net, strict=False)
+        except ValueError:
+            raise ImproperlyConfigured(f"{name}: {net!r} is not an address or CIDR") from None
+    return text
+
+
+_backend: tuple[EngineConfig, LocalBackend] | None = None
+_backend_lock = threading.Lock()
+
+
+def backend() -> LocalBackend:
+    """The backend runs go to, shared by every door and event loop; a changed configuration replaces it."""
+    global _backend
+    engine = get().engine
+    with _backend_lock:
+        if _backend is None or _backend[0] is not engine:
+            _backend = (engine, LocalBackend(engine))
+        return _backend[1]
 
 
 @receiver(setting_changed)
 def _forget(setting: str, **kwargs) -> None:
-    if setting.startswith("RUNNER_"):
+    if setting.startswith("RUNNER_") or setting == "DATA_UPLOAD_MAX_MEMORY_SIZE":
         get.cache_clear()

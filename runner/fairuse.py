@@ -2,7 +2,7 @@
 
 The counters live in Django's cache: local memory for one process, Redis (REDIS_URL)
 for several, where every count is one atomic script or command in Redis itself.
-Doors call `admit()` before a run and `Pass.release()` after it.
+`runner.submit` calls `admit()` before a run and `Pass.release()` after it.
 """
 
 from __future__ import annotations
@@ -10,98 +10,20 @@ from __future__ import annotations
 import asyncio
 import functools
 import ipaddress
-import math
-import re
 import threading
 import time
 from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
-from django.conf import settings
 from django.core.cache import cache, caches
 from django.core.cache.backends.locmem import LocMemCache
-from django.core.exceptions import ImproperlyConfigured
-from django.db.models import F
-from django.utils import timezone
 
-from .schemas import RequestError
+from . import conf
+from .errors import Refused
+from .models import ApiKey
+from .rates import BUCKET_SCRIPT, Decision, Rate, refill
 
-UNITS = {
-    "s": 1,
-    "sec": 1,
-    "second": 1,
-    "m": 60,
-    "min": 60,
-    "minute": 60,
-    "h": 3600,
-    "hour": 3600,
-    "d": 86400,
-    "day": 86400,
-}
-RATE = re.compile(r"\s*(\d+)\s*/\s*([a-z]+)\s*")
 CONCURRENCY_POLL_SECONDS = 0.05
-
-
-@dataclass(frozen=True)
-class Rate:
-    count: int
-    seconds: int
-
-    @classmethod
-    def parse(cls, text: str) -> Rate | None:
-        """'60/min', '5/s', '1000/h'; 'off' (or empty) is no limit."""
-        if text.strip().lower() in ("off", ""):
-            return None
-        m = RATE.fullmatch(text.lower())
-        if not m or m.group(2) not in UNITS or int(m.group(1)) < 1:
-            raise ValueError(f"{text!r} is not a rate like 60/min, 5/s or 1000/h (or off)")
-        return cls(int(m.group(1)), UNITS[m.group(2)])
-
-    def __str__(self) -> str:
-        unit = {1: "s", 60: "min", 3600: "h", 86400: "d"}[self.seconds]
-        return f"{self.count}/{unit}"
-
-
-def setting_rate(name: str, value: str) -> Rate | None:
-    try:
-        return Rate.parse(value)
-    except ValueError as e:
-        raise ImproperlyConfigured(f"{name}: {e}") from None
-
-
-@dataclass(frozen=True)
-class Decision:
-    allowed: bool
-    limit: int
-    remaining: int
-    reset: int  # seconds until the bucket is full again
-    retry_after: int  # seconds until one more run is allowed (0 when allowed)
-
-    def headers(self) -> dict[str, str]:
-        return {"RateLimit-Limit": str(self.limit), "RateLimit-Remaining": str(self.remaining),
-                "RateLimit-Reset": str(self.reset)}  # fmt: skip
-
-
-# A token bucket in Redis: one script, so two processes never read-modify-write past each other.
-# Redis's own clock is used, so the servers' clocks don't matter.
-BUCKET_SCRIPT = """
-local capacity = tonumber(ARGV[1])
-local per_second = tonumber(ARGV[2])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
-local tokens = tonumber(state[1]) or capacity
-local at = tonumber(state[2]) or now
-tokens = math.min(capacity, tokens + math.max(0, now - at) * per_second)
-local allowed = 0
-if tokens >= 1 then
-  tokens = tokens - 1
-  allowed = 1
-end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
-redis.call('EXPIRE', KEYS[1], math.ceil(capacity / per_second) + 1)
-return {allowed, tostring(tokens)}
-"""
 _local_lock = threading.Lock()
 
 
@@ -115,25 +37,18 @@ def _redis_client():
 
 def take(bucket: str, rate: Rate) -> Decision:
     """Take one token from a client's bucket."""
-    per_second = rate.count / rate.seconds
     name = f"rate:{bucket}"
     client = _redis_client()
     if client is not None:
-        allowed, tokens = client.eval(BUCKET_SCRIPT, 1, cache.make_key(name), rate.count, per_second)
+        allowed, tokens = client.eval(BUCKET_SCRIPT, 1, cache.make_key(name), rate.count, rate.per_second)
         allowed, tokens = bool(allowed), float(tokens)
     else:
         with _local_lock:  # local memory: one process, so a lock makes it atomic
             now = time.monotonic()
             tokens, at = cache.get(name) or (float(rate.count), now)
-            tokens = min(rate.count, tokens + max(0.0, now - at) * per_second)
-            allowed = tokens >= 1
-            if allowed:
-                tokens -= 1
+            allowed, tokens = refill(rate, tokens, at, now)
             cache.set(name, (tokens, now), timeout=rate.seconds + 1)
-    remaining = math.floor(tokens)
-    reset = math.ceil((rate.count - tokens) / per_second)
-    retry = 0 if allowed else max(1, math.ceil((1 - tokens) / per_second))
-    return Decision(allowed, rate.count, remaining, reset, retry)
+    return Decision.of(rate, allowed, tokens)
 
 
 @dataclass
@@ -141,7 +56,7 @@ class Client:
     """Who is asking: an API key's owner, or an anonymous address."""
 
     address: str
-    key: object | None = None  # an ApiKey
+    key: ApiKey | None = None
 
     @property
     def bucket(self) -> str:
@@ -150,12 +65,12 @@ class Client:
     @property
     def rate(self) -> Rate | None:
         if self.key:
-            return self.key.rate_limit()
-        return setting_rate("RUNNER_RATE_LIMIT", settings.RUNNER_RATE_LIMIT)
+            return self.key.rate_limit(conf.get().key_rate_limit)
+        return conf.get().rate_limit
 
     @property
     def concurrency(self) -> int:
-        return self.key.concurrency if self.key else settings.RUNNER_CLIENT_CONCURRENCY
+        return self.key.concurrency if self.key else conf.get().client_concurrency
 
 
 @functools.cache
@@ -165,7 +80,7 @@ def _networks(text: str) -> tuple:
 
 def client_address(remote: str, forwarded_for: str | None) -> str:
     """The client's address; X-Forwarded-For counts only when the peer is a trusted proxy."""
-    trusted = _networks(settings.RUNNER_TRUSTED_PROXIES)
+    trusted = _networks(conf.get().trusted_proxies)
     if not forwarded_for or not trusted:
         return remote
     try:
@@ -186,22 +101,22 @@ def client_address(remote: str, forwarded_for: str | None) -> str:
     return hops[0] if hops else remote
 
 
-def find_key(secret: str | None):
-    """The active ApiKey for a presented secret; RequestError 401 for an unknown or revoked one."""
-    from .models import ApiKey
-
+def find_key(secret: str | None) -> ApiKey | None:
+    """The active ApiKey for a presented secret; Refused (unauthorized) for an unknown or revoked one."""
     if secret is None:
-        if settings.RUNNER_REQUIRE_API_KEY:
-            raise RequestError(401, "an API key is required: send Authorization: Bearer <key> or X-API-Key")
+        if conf.get().require_api_key:
+            raise Refused(
+                "unauthorized", "an API key is required: send Authorization: Bearer <key> or X-API-Key"
+            )
         return None
-    key = ApiKey.objects.active().filter(key_hash=ApiKey.hash(secret)).first()
+    key = ApiKey.objects.for_secret(secret)
     if key is None:
-        raise RequestError(401, "unknown or revoked API key")
+        raise Refused("unauthorized", "unknown or revoked API key")
     return key
 
 
 async def identify(headers: dict[str, str], peer: str, query: dict[str, str] | None = None) -> Client:
-    """Who is calling: the API key presented (401 if unknown or revoked), and the address.
+    """Who is calling: the API key presented (unauthorized if unknown or revoked), and the address.
 
     headers: lower-cased names. Without a key there is nothing to look up, so no hand-off
     to a database thread.
@@ -243,9 +158,14 @@ class Pass:
             else:
                 await sync_to_async(_leave)(self._slot_key)
 
+    async def refund(self) -> None:
+        """Give the credit back: the run never started (every slot was busy, or nothing can run)."""
+        if self.client.key is not None:
+            await sync_to_async(ApiKey.objects.refund)(self.client.key)
+
 
 def _enter(slot_key: str, limit: int) -> bool:
-    timeout = settings.RUNNER_MAX_TIMEOUT // 1000 + 120  # a crashed process's count expires
+    timeout = conf.get().max_timeout_ms // 1000 + 120  # a crashed process's count expires
     cache.add(slot_key, 0, timeout)
     if cache.incr(slot_key) <= limit:
         cache.touch(slot_key, timeout)
@@ -262,41 +182,21 @@ def _leave(slot_key: str) -> None:
 
 
 def _charge(client: Client) -> None:
-    """One credit per run, counted in the database in one statement; 402 when none are left."""
-    from .models import ApiKey
-
-    if client.key is None:
-        return
-    found = ApiKey.objects.filter(pk=client.key.pk)
-    if client.key.credits is not None:
-        found = found.filter(credits__gt=0)
-    changes = {"runs": F("runs") + 1, "last_used_at": timezone.now()}
-    if client.key.credits is not None:
-        changes["credits"] = F("credits") - 1
-    if not found.update(**changes):
-        raise RequestError(402, "credits exhausted")
-
-
-def _refund(client: Client) -> None:
-    from .models import ApiKey
-
-    if client.key is not None:
-        changes = {"runs": F("runs") - 1}
-        if client.key.credits is not None:
-            changes["credits"] = F("credits") + 1
-        ApiKey.objects.filter(pk=client.key.pk).update(**changes)
+    """One credit per run, counted in the database in one statement; no_credits when none are left."""
+    if client.key is not None and not ApiKey.objects.charge(client.key):
+        raise Refused("no_credits", "credits exhausted")
 
 
 async def admit(client: Client) -> Pass:
-    """Let a run in, or raise RequestError: 429 for the rate or concurrency, 402 for credits."""
+    """Let a run in, or raise Refused: rate_limited for the rate or concurrency, no_credits for credits."""
     slot_key = f"running:{client.bucket}"
-    deadline = time.monotonic() + settings.RUNNER_CLIENT_WAIT
+    deadline = time.monotonic() + conf.get().client_wait_seconds
     decision, entered = await _blocking(client, _admit, client, slot_key)
     while not entered:
         if time.monotonic() >= deadline:
-            raise RequestError(
-                429, f"too many runs at once: at most {client.concurrency} per client",
-                retryAfter=1, headers={"Retry-After": "1"},
+            raise Refused(
+                "rate_limited", f"too many runs at once: at most {client.concurrency} per client",
+                retry_after=1, headers={"Retry-After": "1"},
             )  # fmt: skip
         await asyncio.sleep(CONCURRENCY_POLL_SECONDS)
         entered = await _blocking(client, _enter_and_charge, client, slot_key)
@@ -325,9 +225,10 @@ def _admit(client: Client, slot_key: str) -> tuple[Decision | None, bool]:
     if rate is not None:
         decision = take(client.bucket, rate)
         if not decision.allowed:
-            raise RequestError(
-                429, f"rate limit of {rate} exceeded; retry in {decision.retry_after} s",
-                retryAfter=decision.retry_after, headers={**decision.headers(), "Retry-After": str(decision.retry_after)},
+            raise Refused(
+                "rate_limited", f"rate limit of {rate} exceeded; retry in {decision.retry_after} s",
+                retry_after=decision.retry_after,
+                headers={**decision.headers(), "Retry-After": str(decision.retry_after)},
             )  # fmt: skip
     return decision, _enter_and_charge(client, slot_key)
 
@@ -341,8 +242,3 @@ def _enter_and_charge(client: Client, slot_key: str) -> bool:
         _leave(slot_key)
         raise
     return True
-
-
-async def refund(admitted: Pass) -> None:
-    """Give the credit back when the run never started (every slot was busy)."""
-    await sync_to_async(_refund)(admitted.client)

@@ -4,10 +4,15 @@ import uuid
 from datetime import timedelta
 
 from django.db import models
+from django.db.models import F
 from django.utils import timezone
 
+from engine.results import STATUSES, RunResult, StageResult
+from engine.spec import RunSpec
+
 from . import conf
-from .schemas import ExecutionRecord, RunResult, RunSpec
+from .rates import Rate, setting_rate
+from .wire import ExecutionRecord
 
 
 class ExecutionQuerySet(models.QuerySet):
@@ -26,7 +31,7 @@ class ExecutionQuerySet(models.QuerySet):
 
 
 class Execution(models.Model):
-    STATUSES = [(s, s) for s in ("ok", "error", "timeout", "memory", "output_limit", "killed")]
+    STATUSES = [(s, s) for s in STATUSES]
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     language = models.CharField(max_length=32)
@@ -42,6 +47,7 @@ class Execution(models.Model):
     duration_ms = models.PositiveIntegerField()
     timed_out = models.BooleanField(default=False)
     truncated = models.BooleanField(default=False)
+    compile = models.JSONField(null=True, blank=True)  # the compile stage's result, if it had one
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     objects = ExecutionQuerySet.as_manager()
@@ -70,6 +76,7 @@ class Execution(models.Model):
             duration_ms=result.duration,
             timed_out=result.timed_out,
             truncated=result.truncated,
+            compile=result.compile.model_dump(mode="json") if result.compile else None,
         )
 
     def result(self) -> RunResult:
@@ -84,6 +91,7 @@ class Execution(models.Model):
             truncated=self.truncated,
             signal=self.signal or None,
             status=self.status,
+            compile=StageResult.model_validate(self.compile) if self.compile else None,
         )
 
     def to_dict(self) -> dict:
@@ -101,6 +109,25 @@ class Execution(models.Model):
 class ApiKeyQuerySet(models.QuerySet):
     def active(self):
         return self.filter(revoked_at__isnull=True)
+
+    def for_secret(self, secret: str) -> "ApiKey | None":
+        return self.active().filter(key_hash=ApiKey.hash(secret)).first()
+
+    def charge(self, key: "ApiKey") -> bool:
+        """One run, and one credit if the key has credits, in one statement; False when none are left."""
+        found = self.filter(pk=key.pk)
+        changes = {"runs": F("runs") + 1, "last_used_at": timezone.now()}
+        if key.credits is not None:
+            found = found.filter(credits__gt=0)
+            changes["credits"] = F("credits") - 1
+        return bool(found.update(**changes))
+
+    def refund(self, key: "ApiKey") -> None:
+        """Undo a charge: the run never started."""
+        changes = {"runs": F("runs") - 1}
+        if key.credits is not None:
+            changes["credits"] = F("credits") + 1
+        self.filter(pk=key.pk).update(**changes)
 
 
 class ApiKey(models.Model):
@@ -149,15 +176,12 @@ class ApiKey(models.Model):
         self.revoked_at = timezone.now()
         self.save(update_fields=["revoked_at"])
 
-    def rate_limit(self):
-        from django.conf import settings
-
-        from .fairuse import setting_rate
-
-        return setting_rate("API key rate", self.rate or settings.RUNNER_KEY_RATE_LIMIT)
+    def rate_limit(self, default: Rate | None) -> Rate | None:
+        """The key's own rate, or the default for keys (RUNNER_KEY_RATE_LIMIT)."""
+        return setting_rate("API key rate", self.rate) if self.rate else default
 
     def usage(self) -> dict:
-        rate = self.rate_limit()
+        rate = self.rate_limit(conf.get().key_rate_limit)
         return {
             "name": self.name,
             "runs": self.runs,

@@ -21,11 +21,13 @@ import time
 import uuid
 
 from asgiref.sync import sync_to_async
-from django.conf import settings
 from django.db import DatabaseError, connection
 
+from engine.results import RunResult
+from engine.spec import RunSpec
+
+from . import conf
 from .models import Execution
-from .schemas import RunResult, RunSpec
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +45,7 @@ class Recorder:
 
     async def record(self, spec: RunSpec, result: RunResult) -> None:
         execution = Execution.from_run(spec, result)
-        if not settings.RUNNER_RECORD_IN_BACKGROUND:
+        if not conf.get().record_in_background:
             await sync_to_async(self._write)([execution])
             return
         with self._lock:

@@ -4,7 +4,7 @@
  *
  *   pool-exec PROGRAM [ARGS...]      ->   PROGRAM ARGS... RUN-ARGS...
  *
- * It reads exactly one hand-over (runner/pool.py, handover()): an 8-byte big-endian
+ * It reads exactly one hand-over (sandbox/handover.py): an 8-byte big-endian
  * length, then that many bytes holding the files and the arguments, and leaves the rest
  * of stdin to the program. EOF before a run means the server is gone: exit quietly.
  * Written in C so that it holds about 50 KiB while it waits and starts at once;

@@ -11,11 +11,11 @@
 // TypeScript is bundled by esbuild's service (so extra .ts files can be imported), which a
 // waiting sandbox starts and exercises ahead of time, so the run only pays for its build.
 // The output runs as CommonJS when main.ts uses no module syntax, as plain JavaScript does
-// (runner/languages.py), and as an ES module when it does (import, export, top-level
+// (languages/javascript.toml), and as an ES module when it does (import, export, top-level
 // await, import.meta), or when it assigns CommonJS exports, which esbuild's ES module
 // output wraps.
 //
-// The server writes one hand-over (runner/pool.py, handover()): an 8-byte big-endian
+// The server writes one hand-over (sandbox/handover.py): an 8-byte big-endian
 // length, then that many bytes holding the files and the arguments; then the program's
 // own stdin, which this loader leaves unread. EOF before a run means the server is gone:
 // exit quietly.

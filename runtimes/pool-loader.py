@@ -2,7 +2,7 @@
 
     python3 pool-loader.py main.py    # then runs main.py as __main__
 
-The server writes one hand-over (runner/pool.py, handover()): an 8-byte big-endian
+The server writes one hand-over (sandbox/handover.py): an 8-byte big-endian
 length, then that many bytes holding the files and the arguments. The loader reads
 exactly that much with os.read, so the rest of stdin is left for the program. EOF on
 stdin before a run means the server is gone: exit quietly. Each sandbox serves one run

@@ -1,4 +1,5 @@
-// The code editor: CodeMirror 6 with the four languages, a light and a dark theme.
+// The code editor: CodeMirror 6, a light and a dark theme. Which mode a language uses comes
+// from its file under languages/ (served in the page's config); these are the modes there are.
 import { indentWithTab } from "@codemirror/commands";
 import { javascript } from "@codemirror/lang-javascript";
 import { python } from "@codemirror/lang-python";
@@ -13,10 +14,19 @@ const MODES = {
   python: () => python(),
   javascript: () => javascript(),
   typescript: () => javascript({ typescript: true }),
-  bash: () => StreamLanguage.define(shell),
+  shell: () => StreamLanguage.define(shell),
 };
+const plain = () => [];
 
-export function createEditor(parent, { language, doc = "", dark = false, readOnly = false, onRun, label = "Code" }) {
+// The page's languages: name -> mode, from the config the server put in the page.
+function modeOf(language, modes) {
+  return (MODES[modes[language]] || plain)();
+}
+
+export function createEditor(
+  parent,
+  { language, modes, doc = "", dark = false, readOnly = false, onRun, label = "Code" },
+) {
   const mode = new Compartment();
   const theme = new Compartment();
   const view = new EditorView({
@@ -27,7 +37,7 @@ export function createEditor(parent, { language, doc = "", dark = false, readOnl
         Prec.highest(keymap.of([{ key: "Mod-Enter", run: () => (onRun(), true) }])),
         basicSetup,
         keymap.of([indentWithTab]),
-        mode.of(MODES[language]()),
+        mode.of(modeOf(language, modes)),
         theme.of(dark ? oneDark : []),
         EditorState.readOnly.of(readOnly),
         EditorView.contentAttributes.of({ "aria-label": label }),
@@ -41,7 +51,7 @@ export function createEditor(parent, { language, doc = "", dark = false, readOnl
       view.dispatch({ changes: { from: 0, to: view.state.doc.length, insert: text } });
     },
     setLanguage(name) {
-      view.dispatch({ effects: mode.reconfigure(MODES[name]()) });
+      view.dispatch({ effects: mode.reconfigure(modeOf(name, modes)) });
     },
     setDark(on) {
       view.dispatch({ effects: theme.reconfigure(on ? oneDark : []) });

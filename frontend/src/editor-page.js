@@ -3,6 +3,7 @@ import { createEditor, followColorScheme } from "./codemirror.js";
 import { attachRunner, runRequest } from "./session.js";
 
 const config = JSON.parse(document.getElementById("page-config").textContent);
+const modes = Object.fromEntries(config.languages.map((l) => [l.name, l.mode]));
 const examples = Object.fromEntries(config.languages.map((l) => [l.name, l.example]));
 const $ = (id) => document.getElementById(id);
 const language = $("language");
@@ -12,7 +13,7 @@ const start = config.snippet || { language: "python", code: examples.python, std
 language.value = start.language;
 stdin.value = start.stdin;
 let runner;
-const editor = createEditor($("editor"), { language: start.language, doc: start.code, onRun: () => runner.run() });
+const editor = createEditor($("editor"), { language: start.language, modes, doc: start.code, onRun: () => runner.run() });
 followColorScheme((dark) => editor.setDark(dark));
 
 runner = attachRunner({

@@ -3,11 +3,13 @@ import { createEditor, followColorScheme } from "./codemirror.js";
 import { attachRunner, runRequest } from "./session.js";
 
 const config = JSON.parse(document.getElementById("page-config").textContent);
+const modes = Object.fromEntries(config.languages.map((l) => [l.name, l.mode]));
 const snippet = config.snippet;
 const $ = (id) => document.getElementById(id);
 let runner;
 const editor = createEditor($("editor"), {
   language: snippet.language,
+  modes,
   doc: snippet.code,
   readOnly: config.readonly,
   onRun: () => runner.run(),

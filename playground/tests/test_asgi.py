@@ -7,9 +7,9 @@ import pytest
 from asgiref.testing import ApplicationCommunicator
 from django.core import signals
 
+from conftest import sandbox_leftovers
 from playground.asgi import ApiHandler, django_app
-from runner import executor
-from runner.tests.conftest import sandbox_leftovers
+from runner import conf
 
 
 def http_scope(method: str, path: str) -> dict:
@@ -84,17 +84,17 @@ async def test_an_api_client_that_hangs_up_ends_its_run(settings, signals_sent):
     await communicator.send_input({"type": "http.request", "body": body})
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 10
-    while not executor.slots().in_use and loop.time() < deadline:  # noqa: ASYNC110
+    while not conf.backend().slots.in_use and loop.time() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.01)
-    assert executor.slots().in_use == 1
+    assert conf.backend().slots.in_use == 1
     await asyncio.sleep(0.2)
     await communicator.send_input({"type": "http.disconnect"})
     await communicator.wait(10)
     # The view was cancelled, so the run was killed (sleep 60 never ends by itself) and
     # torn down: its slot comes back, and nothing of its sandbox is left.
     deadline = loop.time() + 5
-    while executor.slots().in_use and loop.time() < deadline:  # noqa: ASYNC110
+    while conf.backend().slots.in_use and loop.time() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.01)
-    assert executor.slots().in_use == 0
+    assert conf.backend().slots.in_use == 0
     assert sandbox_leftovers() == []
     assert signals_sent == [("finished", ApiHandler)]

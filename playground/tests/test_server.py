@@ -110,7 +110,7 @@ def test_the_api_answers_through_its_own_lean_stack_and_pages_keep_theirs(server
 def test_a_server_stopped_just_after_an_answer_leaves_nothing_behind(tmp_path, language):
     # A sandbox is torn down just after its answer; a server stopped in between finishes
     # the teardown as it exits.
-    from runner.tests.conftest import live_leftovers
+    from conftest import live_leftovers
 
     env = {"RUNNER_UID_BASE": str(LIVE_UID_BASES[1]), "RUNNER_CGROUP_PARENT": LIVE_CGROUP_PARENT}
     with Server(tmp_path, RUNNER_POOL_SIZE="0", **env) as running:

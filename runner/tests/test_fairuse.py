@@ -8,8 +8,9 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import CommandError, call_command
 
-from runner.fairuse import Rate, client_address
+from runner.fairuse import client_address
 from runner.models import ApiKey
+from runner.rates import Rate
 
 RUN = {"language": "bash", "code": "echo ok"}
 
@@ -34,7 +35,7 @@ def test_rates_are_read_like_60_per_min():
 
 
 def test_a_bad_rate_setting_stops_the_server(settings):
-    from runner.fairuse import setting_rate
+    from runner.rates import setting_rate
 
     with pytest.raises(ImproperlyConfigured, match="RUNNER_RATE_LIMIT"):
         setting_rate("RUNNER_RATE_LIMIT", "lots")
@@ -152,12 +153,12 @@ def test_credits_count_down_then_402(client, db):
 
 
 def test_a_run_refused_for_busy_slots_costs_no_credit(client, db, settings):
-    from runner import executor
+    from runner import conf
 
     key, secret = ApiKey.issue("paid", credits=3)
     settings.RUNNER_CONCURRENCY = 1
     settings.RUNNER_QUEUE_SIZE = 0
-    pool = executor.slots()
+    pool = conf.backend().slots
     held = asyncio.run(pool.acquire())
     try:
         assert execute(client, HTTP_X_API_KEY=secret).status_code == 503
@@ -259,7 +260,7 @@ async def test_websocket_runs_count_against_the_same_credits():
     from channels.routing import URLRouter
     from channels.testing import WebsocketCommunicator
 
-    from runner.routing import websocket_urlpatterns
+    from runner.doors.ws.routing import websocket_urlpatterns
 
     key, secret = await asyncio.to_thread(ApiKey.issue, "ws", credits=1)
     app = URLRouter(websocket_urlpatterns)
@@ -283,7 +284,7 @@ async def test_websocket_rejects_an_unknown_key():
     from channels.routing import URLRouter
     from channels.testing import WebsocketCommunicator
 
-    from runner.routing import websocket_urlpatterns
+    from runner.doors.ws.routing import websocket_urlpatterns
 
     ws = WebsocketCommunicator(
         URLRouter(websocket_urlpatterns), "/ws/execute", headers=[(b"x-api-key", b"pgk_nope")]

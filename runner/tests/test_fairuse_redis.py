@@ -5,7 +5,7 @@ import uuid
 import pytest
 
 from conftest import LIVE_CGROUP_PARENT, LIVE_UID_BASES, Server
-from runner.tests.test_channel_layer import redis_running
+from runner.doors.ws.tests.test_channel_layer import redis_running
 
 pytestmark = pytest.mark.skipif(
     not redis_running(), reason="no Redis server on 127.0.0.1:6379: the shared-limit test needs a real one"

@@ -6,8 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import LIVE_CGROUP_PARENT, LIVE_UID_BASES, Server
-from runner.tests.conftest import live_leftovers
+from conftest import LIVE_CGROUP_PARENT, LIVE_UID_BASES, Server, live_leftovers
 
 RUNS = 200
 CLIENTS = 8

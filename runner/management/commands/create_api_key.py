@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from runner.fairuse import Rate
 from runner.models import ApiKey
+from runner.rates import Rate
 
 
 class Command(BaseCommand):

@@ -1,0 +1,205 @@
+"""The local backend: runs on this host, in execution slots shared by every door, warm or cold.
+
+A run takes a slot (a bounded wait queue in front of them), then a pre-warmed sandbox
+of its language if the pool has one, else starts one cold. Its events come from the
+sandbox's pipes; its slot is given back once the sandbox is provably gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import threading
+from collections import deque
+
+from sandbox import BoxSpec, Outcome, Sandbox, SandboxError, probe
+from sandbox.pool import POOL, PoolConfig, hand_over
+
+from .. import languages
+from ..backend import Chunk, StageExit
+from ..config import EngineConfig
+from ..errors import Busy, Unavailable
+from ..spec import RunSpec
+
+READ_CHUNK = 65536
+# How runs started on this host: from a pre-warmed sandbox, or cold. Read by /healthz and the tests.
+STARTS: collections.Counter[str] = collections.Counter()
+
+
+class Slots:
+    """Execution slots and a bounded wait queue, shared by every door and every event loop."""
+
+    def __init__(self, size: int, queue: int, wait_seconds: float):
+        self.size = size
+        self.queue = queue
+        self.wait_seconds = wait_seconds
+        self._lock = threading.Lock()
+        self._free = list(range(size - 1, -1, -1))
+        self._waiters: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = deque()
+
+    @property
+    def in_use(self) -> int:
+        return self.size - len(self._free)
+
+    async def acquire(self) -> int:
+        with self._lock:
+            if self._free:
+                return self._free.pop()
+            if len(self._waiters) >= self.queue:
+                raise Busy()
+            loop = asyncio.get_running_loop()
+            fut = loop.create_future()
+            self._waiters.append((loop, fut))
+        try:
+            return await asyncio.wait_for(asyncio.shield(fut), self.wait_seconds)
+        except (TimeoutError, asyncio.CancelledError) as e:
+            with self._lock:
+                try:
+                    self._waiters.remove((loop, fut))
+                except ValueError:
+                    pass
+            fut.cancel()
+            if fut.done() and not fut.cancelled():
+                self.release(fut.result())  # handed a slot just as we gave up
+            if isinstance(e, asyncio.TimeoutError):
+                raise Busy() from None
+            raise
+
+    def release(self, slot: int) -> None:
+        with self._lock:
+            while self._waiters:
+                loop, fut = self._waiters.popleft()
+                if not fut.done():
+                    loop.call_soon_threadsafe(self._hand_over, fut, slot)
+                    return
+            self._free.append(slot)
+
+    def _hand_over(self, fut: asyncio.Future, slot: int) -> None:
+        if fut.done():
+            self.release(slot)
+        else:
+            fut.set_result(slot)
+
+
+def box_spec(lang: languages.Language, config: EngineConfig, argv: list[str], **fields) -> BoxSpec:
+    return BoxSpec(argv=argv, env=dict(lang.env), binds=lang.binds(config.host.tools_dir), **fields)
+
+
+class LocalBackend:
+    def __init__(self, config: EngineConfig):
+        self.config = config
+        self.slots = Slots(config.concurrency, config.queue_size, config.queue_wait_seconds)
+        self.pool = PoolConfig(
+            templates=tuple(
+                (lang.name, box_spec(lang, config, list(lang.run.pool), limits=config.defaults))
+                for lang in languages.LANGUAGES
+                if lang.run.pool
+            ),
+            size=config.pool_size,
+            host=config.host,
+        )
+
+    async def isolation(self) -> list[probe.Layer]:
+        return await probe.layers(self.config.host)
+
+    async def start(self, spec: RunSpec, *, interactive: bool) -> LocalHandle:
+        failure = probe.failure(await self.isolation())
+        if failure:
+            raise Unavailable(
+                f"code execution is disabled: the sandbox can't isolate on this host ({failure})"
+            )
+        if spec.compile_limits is not None:
+            # Compile stages run in the run's own sandbox: sandbox-init learns them with the
+            # compiled languages. Until then no language file may have one (engine.languages).
+            raise SandboxError(f"{spec.language}: this host's sandbox has no compile stage yet")
+        lang = languages.get(spec.language)
+        slot = await self.slots.acquire()
+        try:
+            stdin = None if interactive else spec.stdin.encode()
+            box = await self._warm(lang, spec, stdin)
+            warm = box is not None
+            box = box or await self._cold(lang, spec, slot, stdin)
+        except BaseException:
+            self.slots.release(slot)
+            raise
+        STARTS["warm" if warm else "cold"] += 1
+        return LocalHandle(box, lambda: self.slots.release(slot), warm)
+
+    async def _cold(self, lang, spec: RunSpec, slot: int, stdin: bytes | None) -> Sandbox:
+        files = spec.sources(lang.filename)
+        argv = lang.argv(list(spec.args))
+        return await Sandbox.start(
+            box_spec(lang, self.config, argv, files=files, limits=spec.limits, slot=slot),
+            self.config.host,
+            stdin,
+        )
+
+    async def _warm(self, lang, spec: RunSpec, stdin: bytes | None) -> Sandbox | None:
+        """Hand the run to a pre-warmed sandbox, if its language's pool has one."""
+        POOL.ensure(self.pool)  # with size 0 too: it also sweeps what a crashed server left
+        if not self.pool.size:
+            return None
+        box = POOL.take(lang.name, self.pool, spec.limits)
+        if box is None:
+            return None
+        try:
+            await hand_over(box, spec.sources(lang.filename), list(spec.args), stdin)
+        except OSError:
+            await box.destroy()
+            return None
+        return box
+
+
+class LocalHandle:
+    """A run in a local sandbox: its pipes and its exit, as one queue of events."""
+
+    def __init__(self, box: Sandbox, release, warm: bool):
+        self.box = box
+        self.warm = warm
+        self._release = release
+        self._queue: asyncio.Queue = asyncio.Queue()
+        self._tasks = [
+            asyncio.create_task(self._pump("stdout", box.stdout)),
+            asyncio.create_task(self._pump("stderr", box.stderr)),
+            asyncio.create_task(self._wait()),
+        ]
+        self._closed = False
+
+    async def _pump(self, stream: str, reader: asyncio.StreamReader) -> None:
+        while True:
+            chunk = await reader.read(READ_CHUNK)
+            self._queue.put_nowait(Chunk(stream, chunk))
+            if not chunk:
+                return
+
+    async def _wait(self) -> None:
+        await self.box.finished()
+        self._queue.put_nowait(StageExit("run"))
+
+    async def receive(self) -> Chunk | StageExit:
+        return await self._queue.get()
+
+    async def write_stdin(self, data: bytes) -> bool:
+        return await self.box.write_stdin(data)
+
+    def close_stdin(self) -> None:
+        self.box.close_stdin()
+
+    def kill(self) -> None:
+        self.box.kill()
+
+    def outcome(self, stage: str) -> Outcome:
+        if stage != "run":
+            raise SandboxError(f"the local backend runs no {stage} stage")
+        return self.box.outcome()
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for task in self._tasks:
+            task.cancel()
+        try:
+            await self.box.destroy()  # it finishes its work even when cancelled meanwhile
+        finally:
+            self._release()

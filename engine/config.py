@@ -1,0 +1,17 @@
+"""The engine's configuration: a plain value, handed in by whoever runs the engine (the server, a worker)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sandbox import Host, Limits
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    defaults: Limits = field(default_factory=Limits)  # a run's limits when the request sets none
+    concurrency: int = 1  # sandboxes running at once on this host
+    queue_size: int = 32  # runs that may wait for a slot
+    queue_wait_seconds: float = 30.0
+    pool_size: int = 2  # pre-warmed sandboxes per language; 0 disables
+    host: Host = field(default_factory=Host)

@@ -1,0 +1,279 @@
+"""Runs: one way to run code, as a stream of events, with every limit enforced here.
+
+Doors (REST, websocket, later more) only speak: they turn these events into their
+own messages. The executor knows no HTTP, no websocket and no host: it enforces the
+output cap, the timeouts and the verdicts, and reaches sandboxes through a Backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import logging
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator
+
+from sandbox import Limits, Outcome, SandboxError
+
+from .backend import Backend, Chunk, Handle
+from .events import Event, Exited, Output, StageFinished, Started
+from .results import RunResult, StageResult, signal_name
+from .spec import RunSpec
+
+log = logging.getLogger(__name__)
+
+# After a kill, how long the pipes may take to reach EOF before we stop waiting.
+DRAIN_SECONDS = 2.0
+
+
+class Stage:
+    """One stage's output, under its own cap, and how it ended."""
+
+    def __init__(self, name: str, limits: Limits):
+        self.name = name
+        self.limits = limits
+        self.out: dict[str, list[str]] = {"stdout": [], "stderr": []}
+        self.decoders = {s: codecs.getincrementaldecoder("utf-8")("replace") for s in self.out}
+        self.total = 0
+        self.truncated = False
+        self.ended_by: str | None = None  # timeout, output_limit or killed
+
+    def take(self, stream: str, chunk: bytes) -> str:
+        """The chunk's text, cut at the output cap (truncated is then set)."""
+        room = self.limits.output_bytes - self.total
+        if len(chunk) > room:
+            chunk = chunk[: max(room, 0)]
+            self.truncated = True
+        self.total += len(chunk)
+        text = self.decoders[stream].decode(chunk) if chunk else ""
+        self.out[stream].append(text)
+        return text
+
+    def finish(self) -> list[tuple[str, str]]:
+        """What the decoders still hold. A character cut by the output cap is dropped, not shown as U+FFFD."""
+        left = []
+        for stream, decoder in self.decoders.items():
+            if text := decoder.decode(b"", final=not self.truncated):
+                self.out[stream].append(text)
+                left.append((stream, text))
+        return left
+
+    def verdict(self, outcome: Outcome) -> str:
+        if self.ended_by:
+            return self.ended_by
+        if outcome.oom_killed:
+            return "memory"
+        return "ok" if outcome.exit_code == 0 else "error"
+
+    def result(self, outcome: Outcome) -> StageResult:
+        return StageResult(
+            stdout="".join(self.out["stdout"]),
+            stderr="".join(self.out["stderr"]),
+            exit_code=outcome.exit_code,
+            signal=signal_name(outcome.signal),
+            status=self.verdict(outcome),
+            duration=round(outcome.duration_ns / 1_000_000),
+            truncated=self.truncated,
+        )
+
+
+class Run:
+    """One execution: iterate events() to drive it; kill(), write_stdin() and close_stdin() steer it."""
+
+    def __init__(self, spec: RunSpec, backend: Backend, *, interactive: bool = False):
+        self.id = uuid.uuid4()
+        self.spec = spec
+        self.backend = backend
+        self.interactive = interactive
+        self.handle: Handle | None = None
+        self._stages = [Stage("run", spec.limits)]
+        if spec.compile_limits is not None:
+            self._stages.insert(0, Stage("compile", spec.compile_limits))
+        self._current = self._stages[0]
+        self._ended_by: str | None = None  # the client's kill, whichever stage it comes in
+        # Input sent before the sandbox is up waits here, in order.
+        self._early_stdin: deque[bytes] = deque()
+        self._early_eof = False
+        self._flushing = False
+        self._flush_task: asyncio.Task | None = None
+
+    @property
+    def warm(self) -> bool:
+        return bool(self.handle and self.handle.warm)
+
+    async def result(self) -> RunResult:
+        """Drive the run to its end and return the result (the REST door's way).
+
+        The result is returned as soon as the program's exit and output are known. The run
+        is driven by a task of its own, which goes on to tear the sandbox down and release
+        its slot after the answer has gone; if the caller goes away first, the run is killed.
+        """
+        answer = asyncio.get_running_loop().create_future()
+
+        async def drive() -> None:
+            try:
+                async for event in self.events():
+                    if isinstance(event, Exited):
+                        answer.set_result(event.result)
+                if not answer.done():
+                    raise RuntimeError("a run ended without a result")
+            except BaseException as e:
+                if answer.done():
+                    raise  # after the answer: _in_background logs it
+                if isinstance(e, asyncio.CancelledError):
+                    answer.cancel()
+                    raise
+                answer.set_exception(e)
+
+        _in_background(drive())
+        try:
+            return await asyncio.shield(answer)
+        except asyncio.CancelledError:
+            self.kill()  # the caller went away: end the run; drive() still tears it down
+            raise
+
+    def kill(self) -> None:
+        if self._ended_by is None:
+            self._ended_by = "killed"
+        self._end(self._current, "killed")
+
+    async def write_stdin(self, data: bytes) -> bool:
+        """Send input to the program; False once it no longer reads it."""
+        if self.handle is None or self._flushing:
+            self._early_stdin.append(data)
+            return not self._early_eof
+        return await self.handle.write_stdin(data)
+
+    def close_stdin(self) -> None:
+        if self.handle is None or self._flushing:
+            self._early_eof = True
+        else:
+            self.handle.close_stdin()
+
+    async def _flush_early_stdin(self) -> None:
+        # Later input queues behind this until it is all written, so order holds.
+        while self._early_stdin:
+            await self.handle.write_stdin(self._early_stdin.popleft())
+        self._flushing = False
+        if self._early_eof:
+            self.handle.close_stdin()
+
+    def _end(self, stage: Stage, reason: str) -> None:
+        if stage.ended_by is None:
+            stage.ended_by = reason
+            if self.handle:
+                self.handle.kill()
+
+    async def events(self) -> AsyncIterator[Event]:
+        self.handle = await self.backend.start(self.spec, interactive=self.interactive)
+        try:
+            if self._ended_by:  # killed while starting
+                self.handle.kill()
+            if self._early_stdin or self._early_eof:
+                self._flushing = True  # from here, later input queues behind the early input
+                self._flush_task = asyncio.create_task(self._flush_early_stdin())
+            yield Started(self.id)
+            compiled: StageResult | None = None
+            for stage in self._stages:
+                self._current = stage
+                if self._ended_by:
+                    stage.ended_by = self._ended_by
+                async for event in self._supervise(stage):
+                    yield event
+                outcome = self.handle.outcome(stage.name)
+                if outcome.setup_error and not stage.ended_by:
+                    raise SandboxError(outcome.setup_error)
+                if stage.name != "run":
+                    compiled = stage.result(outcome)
+                    yield StageFinished(stage.name, compiled)
+                    if compiled.status != "ok":
+                        yield Exited(self._compile_failed(compiled))
+                        return
+                else:
+                    yield Exited(self._result(stage, outcome, compiled))
+        finally:
+            # close() finishes its work even when cancelled meanwhile.
+            await self.handle.close()
+
+    async def _supervise(self, stage: Stage) -> AsyncIterator[Output]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + stage.limits.timeout_ms / 1000
+        draining = False
+        open_streams, exited = 2, False
+        while open_streams or not exited:
+            if stage.ended_by and not draining:
+                # Killed: the tree dies at once; give its pipes a moment to reach EOF.
+                draining = True
+                deadline = loop.time() + DRAIN_SECONDS
+            try:
+                event = await asyncio.wait_for(self.handle.receive(), max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                if stage.ended_by is None:
+                    self._end(stage, "timeout")
+                    continue
+                log.error("run %s: output pipes still open %ss after the kill", self.id, DRAIN_SECONDS)
+                break
+            if not isinstance(event, Chunk):
+                # The program exited: the sandbox's init then ends whatever is left in it, so
+                # strays holding the pipes die and both reach EOF.
+                exited = True
+            elif not event.data:
+                open_streams -= 1
+            else:
+                text = stage.take(event.stream, event.data)
+                if stage.truncated:
+                    self._end(stage, "output_limit")
+                if text:
+                    yield Output(event.stream, text, stage.name)
+        for stream, text in stage.finish():
+            yield Output(stream, text, stage.name)
+
+    def _result(self, stage: Stage, outcome: Outcome, compiled: StageResult | None) -> RunResult:
+        run = stage.result(outcome)
+        return RunResult(
+            id=self.id,
+            language=self.spec.language,
+            exit_code=run.exit_code,
+            stdout=run.stdout,
+            stderr=run.stderr,
+            duration=run.duration,
+            timed_out=run.status == "timeout",
+            truncated=run.truncated,
+            signal=run.signal,
+            status=run.status,
+            compile=compiled,
+        )
+
+    def _compile_failed(self, compiled: StageResult) -> RunResult:
+        """Nothing ran: the run's own fields are empty, and the status says why."""
+        status = "killed" if compiled.status == "killed" else "compile_error"
+        return RunResult(
+            id=self.id,
+            language=self.spec.language,
+            exit_code=None,
+            stdout="",
+            stderr="",
+            duration=0,
+            timed_out=False,
+            truncated=False,
+            signal=None,
+            status=status,
+            compile=compiled,
+        )
+
+
+_background: set[asyncio.Task] = set()
+
+
+def _in_background(coro) -> None:
+    """Run coro to its end on this loop, holding the task so it is not collected midway."""
+    task = asyncio.ensure_future(coro)
+    _background.add(task)
+    task.add_done_callback(_finished_in_background)
+
+
+def _finished_in_background(task: asyncio.Task) -> None:
+    _background.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        log.error("a run's teardown failed", exc_info=task.exception())

@@ -1,0 +1,236 @@
+"""The language registry: one TOML file per language under languages/, validated when loaded.
+
+Each file says how the language runs inside the sandbox (the run stage, an optional
+compile stage, the pre-warmed loader), how its real version is read, which Debian
+packages it needs, the editor's mode, an example, and conformance samples that the
+test suite runs in every language, cold and pooled. Everything reads this registry:
+the API and GET /api/runtimes, the editor, the Makefile, the OpenAPI document, the
+tests, the hostile battery and the benchmark.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import re
+import subprocess
+import tomllib
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from sandbox import Limits
+from sandbox.process import run_tool
+
+log = logging.getLogger(__name__)
+
+DIRECTORY = Path(__file__).resolve().parent.parent / "languages"
+DOCS_HEAD = """# Languages
+
+Each language is one file under `languages/`, read when the server starts: its names, how it
+runs inside the sandbox, how its real version is read, the Debian packages it needs, the
+editor's mode, an example, and conformance samples that `make test` runs cold and pre-warmed.
+`GET /api/runtimes` lists the versions found on the host.
+
+This table is made from those files (`python -m engine.languages > docs/languages.md`), and a
+test checks that it still is.
+
+"""
+
+
+class _Strict(BaseModel):
+    # Not pydantic's strict mode: TOML has arrays where these have tuples. Strings stay
+    # strings in lax mode too (a number is refused), and no unknown key passes.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Strings = tuple[str, ...]
+
+
+class Stage(_Strict):
+    argv: Strings = Field(min_length=1)  # inside the sandbox; the run stage's user args follow
+
+
+class CompileStage(Stage):
+    """Its own limits, under their own ceilings: never cut short by the run's timeout."""
+
+    timeout: int = Field(10_000, ge=1)  # ms
+    memory: int = Field(512, ge=16)  # MiB
+    processes: int = Field(128, ge=1)
+
+    def limits(self, run: Limits) -> Limits:
+        return Limits(
+            timeout_ms=self.timeout,
+            memory_mib=self.memory,
+            processes=self.processes,
+            output_bytes=run.output_bytes,
+            tmpfs_mib=run.tmpfs_mib,
+            file_size_mib=run.file_size_mib,
+            open_files=run.open_files,
+            cpus=run.cpus,
+        )
+
+
+class RunStage(Stage):
+    pool: Strings | None = None  # a pre-warmed sandbox's loader, which then becomes the run
+
+
+class VersionProbe(_Strict):
+    argv: Strings = Field(min_length=1)  # on the host; {tools} is the tools directory
+    pattern: str
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            if re.compile(value).groups < 1:
+                raise ValueError("needs one group, the version")
+        except re.error as e:
+            raise ValueError(f"is not a regular expression: {e}") from None
+        return value
+
+
+class Sample(_Strict):
+    """A conformance case: run cold and pooled by the test suite, in every language."""
+
+    name: str
+    code: str
+    stdin: str = ""
+    args: Strings = ()
+    files: dict[str, str] = Field(default_factory=dict)
+    stdout: str | None = None  # exact, when given
+    stderr: str | None = None  # contained in stderr, when given
+    exit_code: int = 0
+    status: str = "ok"
+
+
+class Bench(_Strict):
+    code: str  # the program make bench times
+    bare: Strings | None = None  # the same program with no sandbox, its baseline
+
+
+class Language(_Strict):
+    name: str = Field(pattern=r"^[a-z][a-z0-9+#-]*$")
+    order: int = 100  # where it is listed (the API, the editor), then by name
+    title: str  # as people write it
+    aliases: Strings = ()
+    editor: str  # the editor's mode (frontend/src/codemirror.js)
+    filename: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
+    runtime: str  # GET /api/runtimes' "runtime"; {version}, and {<language>} for another's version
+    packages: Strings = ()  # Debian packages the Makefile installs
+    env: dict[str, str] = Field(default_factory=dict)
+    tools: tuple[tuple[str, str], ...] = ()  # (file in the tools directory, path inside)
+    compile: CompileStage | None = None
+    run: RunStage
+    version: VersionProbe
+    example: str
+    samples: tuple[Sample, ...] = Field(min_length=1)
+    bench: Bench | None = None
+
+    def argv(self, args: list[str]) -> list[str]:
+        return [*self.run.argv, *args]
+
+    def binds(self, tools_dir: str) -> tuple[tuple[str, str], ...]:
+        return tuple((os.path.join(tools_dir, name), inside) for name, inside in self.tools)
+
+
+class RegistryError(Exception):
+    """A language file is malformed; the message names the file and the field."""
+
+
+def load(directory: Path = DIRECTORY) -> tuple[Language, ...]:
+    """Every language file in the directory, in name order, each validated."""
+    found = []
+    for path in sorted(directory.glob("*.toml")):
+        where = f"{path.parent.name}/{path.name}"
+        try:
+            with open(path, "rb") as f:
+                data = tomllib.load(f)
+        except tomllib.TOMLDecodeError as e:
+            raise RegistryError(f"{where}: not valid TOML: {e}") from None
+        try:
+            lang = Language.model_validate(data)
+        except ValidationError as e:
+            first = e.errors()[0]
+            field = ".".join(str(part) for part in first["loc"]) or "(the file)"
+            raise RegistryError(f"{where}: field '{field}': {first['msg']}") from None
+        if path.stem != lang.name:
+            raise RegistryError(f"{where}: field 'name': {lang.name!r} must be the file's name")
+        found.append(lang)
+    names = [n for lang in found for n in (lang.name, *lang.aliases)]
+    for n in names:
+        if names.count(n) > 1:
+            raise RegistryError(f"{directory.name}/: the name or alias {n!r} is given twice")
+    return tuple(sorted(found, key=lambda lang: (lang.order, lang.name)))
+
+
+LANGUAGES: tuple[Language, ...] = load()
+_BY_NAME = {n: lang for lang in LANGUAGES for n in (lang.name, *lang.aliases)}
+
+
+def get(name: str) -> Language | None:
+    """Look a language up by name or alias, ignoring case."""
+    return _BY_NAME.get(name.strip().lower()) if isinstance(name, str) else None
+
+
+def names() -> list[str]:
+    return [lang.name for lang in LANGUAGES]
+
+
+@functools.cache
+def versions(tools_dir: str) -> dict[str, str]:
+    """Ask each real toolchain for its version, once per process."""
+    found = {}
+    for lang in LANGUAGES:
+        argv = [part.replace("{tools}", tools_dir) for part in lang.version.argv]
+        try:
+            out = run_tool(argv)
+            text = (out.stdout or out.stderr).decode(errors="replace")
+            m = re.search(lang.version.pattern, text)
+            found[lang.name] = m.group(1) if m and out.returncode == 0 else "unavailable"
+        except (OSError, subprocess.SubprocessError) as e:
+            log.error("cannot read the %s version with %s: %s", lang.name, argv[0], e)
+            found[lang.name] = "unavailable"
+    return found
+
+
+def runtimes(tools_dir: str) -> list[dict]:
+    """What GET /api/runtimes lists: canonical name, real version, aliases, runtime."""
+    found = versions(tools_dir)
+    return [
+        {
+            "language": lang.name,
+            "version": found[lang.name],
+            "aliases": list(lang.aliases),
+            "runtime": lang.runtime.format(version=found[lang.name], **found),
+        }
+        for lang in LANGUAGES
+    ]
+
+
+def table() -> str:
+    """The languages as docs/languages.md lists them (a test checks that it does)."""
+    rows = [
+        "| Language | Names | Main file | Runs as | Pre-warmed | Debian packages |",
+        "|---|---|---|---|---|---|",
+    ]
+    for lang in LANGUAGES:
+        names = ", ".join(f"`{n}`" for n in (lang.name, *lang.aliases))
+        stages = (
+            f"compile `{' '.join(lang.compile.argv)}`, then " if lang.compile else ""
+        ) + f"`{' '.join(lang.run.argv)}`"
+        packages = ", ".join(lang.packages) or "–"
+        rows.append(
+            f"| {lang.title} | {names} | `{lang.filename}` | {stages} | {'yes' if lang.run.pool else 'no'} | {packages} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] == ["packages"]:
+        print(" ".join(sorted({p for lang in LANGUAGES for p in lang.packages})))
+    else:
+        print(DOCS_HEAD + table(), end="")

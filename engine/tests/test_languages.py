@@ -1,0 +1,93 @@
+"""The registry: one valid file per language, and every language's conformance samples, cold and pooled."""
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from engine import languages
+from engine.backends.local import STARTS
+from sandbox.pool import POOL
+
+SAMPLES = [(lang.name, sample) for lang in languages.LANGUAGES for sample in lang.samples]
+
+
+@pytest.fixture(params=["cold", "warm"])
+def start(request, settings):
+    settings.RUNNER_POOL_SIZE = 0 if request.param == "cold" else 2
+    return request.param
+
+
+@pytest.mark.parametrize("name, sample", SAMPLES, ids=[f"{n}-{s.name}" for n, s in SAMPLES])
+def test_every_sample_of_every_language_runs_as_its_file_says(api, name, sample, start):
+    if start == "warm":
+        api.run("bash", "true")  # the pools fill behind the first run
+        assert POOL.settle()
+    before = STARTS[start]
+    result = api.run(name, sample.code, stdin=sample.stdin, args=list(sample.args), files=dict(sample.files))
+    if languages.get(name).run.pool or start == "cold":
+        assert STARTS[start] == before + 1
+    assert (result["status"], result["exitCode"]) == (sample.status, sample.exit_code), result
+    if sample.stdout is not None:
+        assert result["stdout"] == sample.stdout
+    if sample.stderr is not None:
+        assert sample.stderr in result["stderr"]
+
+
+def test_every_language_listed_by_the_api_has_its_file(api):
+    listed = api.client.get("/api/runtimes").json()
+    assert [r["language"] for r in listed] == [p.stem for p in sorted_files()]
+
+
+def sorted_files() -> list[Path]:
+    by_name = {p.stem: p for p in languages.DIRECTORY.glob("*.toml")}
+    return [by_name[lang.name] for lang in languages.LANGUAGES]
+
+
+def test_each_sample_set_covers_the_conformance_cases():
+    wanted = {"hello", "stdin", "args", "extra file", "exit code", "error"}
+    for lang in languages.LANGUAGES:
+        assert wanted <= {s.name for s in lang.samples}, lang.name
+
+
+def copy_registry(tmp_path: Path) -> Path:
+    directory = tmp_path / "languages"
+    shutil.copytree(languages.DIRECTORY, directory)
+    return directory
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (
+            lambda t: t.replace('filename = "main.py"\n', ""),
+            "languages/python.toml: field 'filename': Field required",
+        ),
+        (lambda t: "surprise = 1\n" + t, "languages/python.toml: field 'surprise': Extra inputs"),
+        (lambda t: t.replace('argv = ["/usr/bin/python3", "main.py"]', "argv = []"), "field 'run.argv'"),
+        (lambda t: t.replace("pattern = 'Python (\\S+)'", "pattern = 'Python'"), "field 'version.pattern'"),
+        (lambda t: t.replace('aliases = ["py", "python3"]', 'aliases = ["py", "js"]'), "'js' is given twice"),
+        (lambda t: t.replace('name = "python"', 'name = "snake"'), "must be the file's name"),
+        (lambda t: t.replace("[run]", "[run"), "not valid TOML"),
+    ],
+)
+def test_a_malformed_file_is_refused_naming_the_file_and_field(tmp_path, change, message):
+    directory = copy_registry(tmp_path)
+    path = directory / "python.toml"
+    path.write_text(change(path.read_text()))
+    with pytest.raises(languages.RegistryError, match=re.escape(message)):
+        languages.load(directory)
+
+
+def test_adding_an_interpreted_language_is_one_file(tmp_path):
+    directory = copy_registry(tmp_path)
+    text = (directory / "bash.toml").read_text()
+    text = text.replace('name = "bash"', 'name = "dash"').replace('aliases = ["sh"]', "aliases = []")
+    (directory / "dash.toml").write_text(text)
+    assert "dash" in [lang.name for lang in languages.load(directory)]
+
+
+def test_the_docs_list_every_language_from_the_registry():
+    docs = (languages.DIRECTORY.parent / "docs" / "languages.md").read_text()
+    assert languages.table() in docs, "run: python -m engine.languages > docs/languages.md"

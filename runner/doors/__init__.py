@@ -1,0 +1,1 @@
+"""The doors: each speaks one protocol and only translates; runs go through runner.submit."""

@@ -1,0 +1,123 @@
+"""The OpenAPI 3 document, generated from the URL patterns, the views' operations and the schemas."""
+
+from __future__ import annotations
+
+import re
+
+from django.urls import URLPattern, URLResolver, get_resolver
+from pydantic.json_schema import models_json_schema
+
+from engine import languages
+
+from ... import conf
+from ...wire import ErrorResponse
+
+REF = "#/components/schemas/{model}"
+STATUS_TEXT = {
+    400: "The request is malformed or a field is wrong; the error names the field.",
+    401: "An unknown or revoked API key, or none where one is required.",
+    402: "The API key has no credits left.",
+    404: "Not found (an unknown language lists the known ones).",
+    405: "Wrong method.",
+    413: "The code, or the whole body, is over its ceiling.",
+    429: "Over the rate limit or the runs allowed at once (see Retry-After and retryAfter).",
+    503: "Every slot is busy (see Retry-After), or the host can't isolate code.",
+}
+CONVERTER_FORMATS = {"uuid": {"type": "string", "format": "uuid"}, "int": {"type": "integer"}}
+
+
+def _operations(patterns, prefix: str = ""):
+    for p in patterns:
+        if isinstance(p, URLResolver):
+            yield from _operations(p.url_patterns, prefix + str(p.pattern))
+        elif isinstance(p, URLPattern) and hasattr(p.callback, "operation"):
+            yield prefix + str(p.pattern), p.callback
+
+
+def _path(route: str) -> tuple[str, dict[str, str]]:
+    kinds = {}
+
+    def param(m: re.Match) -> str:
+        kinds[m.group(2)] = m.group(1) or "str"
+        return "{" + m.group(2) + "}"
+
+    return "/" + re.sub(r"<(?:(\w+):)?(\w+)>", param, route), kinds
+
+
+def _titles() -> str:
+    titles = [lang.title for lang in languages.LANGUAGES]
+    return ", ".join(titles[:-1]) + f" and {titles[-1]}" if len(titles) > 1 else "".join(titles)
+
+
+def document(request=None) -> dict:
+    ops = list(_operations(get_resolver().url_patterns))
+    keys = {(ErrorResponse, "serialization")}
+    for _, view in ops:
+        op = view.operation
+        if op.request:
+            keys.add((op.request, "validation"))
+        if op.response:
+            keys.add((op.response, "serialization"))
+    refs, defs = models_json_schema(sorted(keys, key=lambda k: k[0].__name__), ref_template=REF)
+    config = conf.get()
+    paths: dict[str, dict] = {}
+    for route, view in ops:
+        op = view.operation
+        path, kinds = _path(route)
+        params = [
+            {
+                "name": name,
+                "in": "path",
+                "required": True,
+                "description": op.path_params.get(name, ""),
+                "schema": CONVERTER_FORMATS.get(kind, {"type": "string"}),
+            }
+            for name, kind in kinds.items()
+        ]
+        params += [
+            {"name": n, "in": "query", "required": req, "description": d, "schema": {"type": "string"}}
+            for n, req, d in op.query
+        ]
+        entry: dict = {"summary": op.summary, "operationId": view.__name__, "responses": {}}
+        if params:
+            entry["parameters"] = params
+        if op.request:
+            entry["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": refs[(op.request, "validation")]}},
+            }
+        if op.response:
+            schema = refs[(op.response, "serialization")]
+            if op.many:
+                schema = {"type": "array", "items": schema}
+            entry["responses"]["200"] = {
+                "description": "OK",
+                "content": {"application/json": {"schema": schema}},
+            }
+        else:
+            entry["responses"]["200"] = {"description": "OK", "content": {"application/json": {}}}
+        error_schema = refs[(ErrorResponse, "serialization")]
+        for status in op.errors:
+            entry["responses"][str(status)] = {
+                "description": STATUS_TEXT.get(status, ""),
+                "content": {"application/json": {"schema": error_schema}},
+            }
+        paths.setdefault(path, {})[op.method.lower()] = entry
+    limits = config.defaults
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Code playground API",
+            "version": "1.0.0",
+            "description": (
+                f"Runs {_titles()} in a fresh sandbox per run. "
+                f"Languages: {', '.join(languages.names())}. Default limits: {limits.timeout_ms} ms "
+                f"(ceiling {config.max_timeout_ms} ms), {limits.memory_mib} MiB (ceiling "
+                f"{config.max_memory_mib} MiB), {limits.processes} processes, {limits.output_bytes} bytes "
+                f"of output, code up to {config.max_code_bytes} bytes."
+            ),
+        },
+        "servers": [{"url": request.build_absolute_uri("/").rstrip("/")}] if request else [],
+        "paths": paths,
+        "components": {"schemas": defs.get("$defs", {})},
+    }

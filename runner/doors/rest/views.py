@@ -1,0 +1,103 @@
+"""The REST door's views: a run's events collected into one JSON result, and what surrounds runs."""
+
+from __future__ import annotations
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.http import JsonResponse
+from django.shortcuts import render
+
+from engine import languages
+from engine.results import RunResult
+
+from ... import conf, validation
+from ...models import Execution
+from ...recorder import RECORDER
+from ...submit import submit
+from ...wire import ExecutionRecord, RunRequest, Runtime, Usage
+from . import openapi
+from .decorators import api, error
+
+
+async def _run(request, req: RunRequest) -> JsonResponse:
+    spec = validation.run_spec(req, conf.get(), request.client.key)
+    submission = await submit(request.client, spec)
+    result = await submission.result()
+    response = JsonResponse(result.to_wire())
+    for name, value in submission.headers.items():
+        response[name] = value
+    return response
+
+
+@api(
+    "POST",
+    "Run code",
+    request=RunRequest,
+    response=RunResult,
+    errors=(400, 401, 402, 404, 405, 413, 429, 503),
+    metered=True,
+)
+async def execute(request):
+    return await _run(request, validation.parse_body(request.body))
+
+
+@api(
+    "GET",
+    "Run code given in the query string",
+    response=RunResult,
+    query=(("code", True, "The program's source."), ("stdin", False, "The program's standard input.")),
+    path_params={"language": "A language name or alias, in any case."},
+    errors=(400, 401, 402, 404, 405, 413, 429, 503),
+    metered=True,
+)
+async def run(request, language: str):
+    if "code" not in request.GET:
+        return error(400, "query parameter 'code' is required", field="code")
+    req = RunRequest(language=language, code=request.GET["code"], stdin=request.GET.get("stdin", ""))
+    return await _run(request, req)
+
+
+@api("GET", "The languages and their real versions", response=Runtime, many=True, errors=(405,))
+async def runtimes(request):
+    listed = await sync_to_async(languages.runtimes)(conf.get().host.tools_dir)
+    return JsonResponse(listed, safe=False)
+
+
+@api(
+    "GET",
+    "An earlier run, with its code and output",
+    response=ExecutionRecord,
+    path_params={"id": "The run's id, from its result."},
+    errors=(404, 405),
+)
+async def execution(request, id):
+    found = RECORDER.pending(id) or await Execution.objects.retained().filter(id=id).afirst()
+    if found is None:
+        hours = conf.get().retention_hours
+        return error(404, f"no execution {id}: it never existed, or is older than the {hours:g} h retention")
+    return JsonResponse(found.to_dict())
+
+
+@api(
+    "GET",
+    "What the API key used: runs, credits left, its rate",
+    response=Usage,
+    errors=(401, 405),
+    metered=True,
+)
+async def usage(request):
+    key = request.client.key
+    if key is None:
+        return error(401, "send an API key (Authorization: Bearer <key> or X-API-Key) to see its usage")
+    await key.arefresh_from_db()
+    return JsonResponse(key.usage())
+
+
+@api("GET", "This OpenAPI document", errors=(405,))
+async def openapi_json(request):
+    return JsonResponse(openapi.document(request))
+
+
+async def docs(request):
+    """The OpenAPI document, rendered for people."""
+    return render(request, "runner/docs.html", {"doc": openapi.document(request), "debug": settings.DEBUG})

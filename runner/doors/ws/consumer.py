@@ -1,0 +1,149 @@
+"""The websocket door: forwards a run's events as JSON frames, and steers it with stdin, eof and kill.
+
+Protocol (ws://HOST/ws/execute, one run per socket): see docs/api.md.
+  client: {"type": "run", ...POST /api/execute fields, "interactive"?}, then {"type": "stdin", "data"},
+          {"type": "eof"}, {"type": "kill"}
+  server: {"type": "started", "id"}, {"type": "stdout"|"stderr", "data"}, {"type": "exit", ...result},
+          {"type": "error", "error"}
+
+Buffering is bounded without a window of our own: the executor caps a run's output
+(RUNNER_OUTPUT_LIMIT), so a stalled client can hold at most that much in the server,
+and the run's wall-clock timeout ends it whether or not the client reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from urllib.parse import parse_qsl
+
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from engine.errors import Busy, Unavailable
+from engine.events import Exited, Output, StageFinished, Started
+from sandbox import SandboxError
+
+from ... import conf, fairuse, validation
+from ...errors import BUSY_MESSAGE, Refused
+from ...submit import Submission, submit
+from ...wire import SocketRun
+
+log = logging.getLogger(__name__)
+NORMAL_CLOSURE = 1000
+POLICY_VIOLATION = 1008  # a first message that is not a valid run
+INTERNAL_ERROR = 1011
+
+
+class ExecuteConsumer(AsyncWebsocketConsumer):
+    async def connect(self):
+        self.submission: Submission | None = None
+        self.task: asyncio.Task | None = None
+        self.gone = False
+        await self.accept()
+
+    async def disconnect(self, code):
+        # The client left: the run dies now and its sandbox is cleaned up before we return.
+        self.gone = True
+        if self.submission:
+            self.submission.kill()
+        if self.task:
+            try:
+                await self.task
+            except Exception:
+                log.exception("run %s failed while its client was leaving", self.submission.id)
+
+    async def receive(self, text_data=None, bytes_data=None):
+        first = self.submission is None
+        try:
+            message = json.loads(text_data if text_data is not None else bytes_data)
+        except (ValueError, UnicodeDecodeError) as e:
+            return await self.error(f"malformed JSON: {e}", close=first)
+        if not isinstance(message, dict):
+            return await self.error("a message must be a JSON object", close=first)
+        kind = message.get("type")
+        handler = {"run": self.on_run, "stdin": self.on_stdin, "eof": self.on_eof, "kill": self.on_kill}.get(
+            kind
+        )
+        if handler is None:
+            return await self.error(
+                f"unknown message type {kind!r}; use run, stdin, eof or kill", close=first
+            )
+        await handler(message, text_data or bytes_data)
+
+    async def frame(self, message: dict) -> None:
+        if not self.gone:
+            await self.send(json.dumps(message))
+
+    async def error(self, message: str, close: bool = False, code: int = POLICY_VIOLATION) -> None:
+        await self.frame({"type": "error", "error": message})
+        if close and not self.gone:
+            await self.close(code)
+
+    async def on_run(self, message: dict, raw) -> None:
+        if self.submission is not None:
+            return await self.error("this socket already has a run; open another socket for the next")
+        try:
+            req = validation.parse_body(raw, SocketRun)
+            client = await self.identify()
+            spec = validation.run_spec(req, conf.get(), client.key)
+            # The same rate limit, concurrency and credits as REST runs.
+            self.submission = await submit(client, spec, interactive=req.interactive)
+        except Refused as e:
+            return await self.error(e.message, close=True)
+        self.task = asyncio.create_task(self.forward())
+
+    async def on_stdin(self, message: dict, raw) -> None:
+        if self.submission is None:
+            return await self.error("send a run first", close=True)
+        if not self.submission.run.interactive:
+            return await self.error('stdin needs a run started with "interactive": true')
+        data = message.get("data")
+        if not isinstance(data, str):
+            return await self.error("field 'data' must be a string")
+        if not await self.submission.write_stdin(data):
+            await self.error("the program no longer reads its input")
+
+    async def on_eof(self, message: dict, raw) -> None:
+        if self.submission is None:
+            return await self.error("send a run first", close=True)
+        self.submission.close_stdin()
+
+    async def on_kill(self, message: dict, raw) -> None:
+        if self.submission is None:
+            return await self.error("send a run first", close=True)
+        self.submission.kill()
+
+    async def identify(self) -> fairuse.Client:
+        headers = {k.decode().lower(): v.decode("latin-1") for k, v in self.scope.get("headers", [])}
+        query = dict(parse_qsl(self.scope.get("query_string", b"").decode()))
+        peer = (self.scope.get("client") or [""])[0] or ""
+        # Browsers can't set headers on a websocket, so a key may also come as ?api_key=.
+        return await fairuse.identify(headers, peer, query)
+
+    async def forward(self) -> None:
+        """Drive the run, forwarding each event as it happens (it is stored before its exit frame)."""
+        try:
+            async for event in self.submission.events():
+                if isinstance(event, Started):
+                    await self.frame({"type": "started", "id": str(event.id)})
+                elif isinstance(event, Output):
+                    await self.frame({"type": event.stream, "data": event.data, **_stage(event.stage)})
+                elif isinstance(event, StageFinished):
+                    await self.frame({"type": "stage", "stage": event.stage, **event.result.to_frame()})
+                elif isinstance(event, Exited):
+                    await self.frame(event.result.exit_frame())
+        except Busy:
+            return await self.error(BUSY_MESSAGE, True)
+        except (Unavailable, SandboxError) as e:
+            return await self.error(str(e), close=True)
+        except Exception:
+            log.exception("run %s failed", self.submission.id)
+            return await self.error("internal server error", close=True, code=INTERNAL_ERROR)
+        if not self.gone:
+            await self.close(NORMAL_CLOSURE)
+
+
+def _stage(stage: str) -> dict:
+    """Output of the run stage is untagged, as it always was; a compile's says so."""
+    return {} if stage == "run" else {"stage": stage}

@@ -1,0 +1,98 @@
+"""One way in for every door: admit, run, record, release and refund, in that order, once.
+
+A door validates its request (runner.validation), identifies its client
+(runner.fairuse.identify), and then only translates: the REST door awaits
+`Submission.result()`, the websocket forwards `Submission.events()`. Neither admits,
+stores or refunds by itself, so every door charges and refunds credits the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+from engine.errors import Busy, Unavailable
+from engine.events import Event, Exited
+from engine.executor import Run
+from engine.results import RunResult
+from engine.spec import RunSpec
+
+from . import conf, fairuse
+from .recorder import RECORDER
+
+
+async def submit(client: fairuse.Client, spec: RunSpec, *, interactive: bool = False) -> Submission:
+    """Admit a run for this client (Refused: rate_limited or no_credits); drive it with the result."""
+    admitted = await fairuse.admit(client)
+    return Submission(admitted, spec, interactive)
+
+
+class Submission:
+    """An admitted run: drive it once, with result() or events(); steer it with the rest."""
+
+    def __init__(self, admitted: fairuse.Pass, spec: RunSpec, interactive: bool):
+        self.admitted = admitted
+        self.spec = spec
+        self.run = Run(spec, conf.backend(), interactive=interactive)
+        self._stdin: list[str] = []  # what an interactive client sent, kept for the record
+
+    @property
+    def id(self):
+        return self.run.id
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The client's rate limit after this run, for doors that speak HTTP."""
+        return self.admitted.headers()
+
+    async def result(self) -> RunResult:
+        """Run to the end, store the run, and return its result (the sandbox is torn down after)."""
+        try:
+            result = await self._refunding(self.run.result())
+        finally:
+            await self.admitted.release()
+        await self._record(result)
+        return result
+
+    async def events(self) -> AsyncIterator[Event]:
+        """The run's events as they happen; the run is stored before its Exited event is yielded."""
+        stream = self.run.events()
+        try:
+            try:
+                first = await self._refunding(anext(stream))
+            except StopAsyncIteration:
+                return
+            yield first
+            async for event in stream:
+                if isinstance(event, Exited):
+                    await self._record(event.result)
+                yield event
+        finally:
+            try:
+                await stream.aclose()  # the sandbox is gone before the client's place is given back
+            finally:
+                await self.admitted.release()
+
+    async def write_stdin(self, data: str) -> bool:
+        self._stdin.append(data)
+        return await self.run.write_stdin(data.encode())
+
+    def close_stdin(self) -> None:
+        self.run.close_stdin()
+
+    def kill(self) -> None:
+        self.run.kill()
+
+    async def _refunding(self, awaitable):
+        """Await the run's start; a run refused as busy, or that can't run at all, costs nothing."""
+        try:
+            return await awaitable
+        except (Busy, Unavailable):
+            await self.admitted.refund()
+            raise
+
+    async def _record(self, result: RunResult) -> None:
+        spec = self.spec
+        if self._stdin:
+            spec = replace(spec, stdin="".join(self._stdin))
+        await RECORDER.record(spec, result)

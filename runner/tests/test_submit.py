@@ -1,0 +1,93 @@
+"""One submit path: both doors charge and refund credits alike, through the real daphne server."""
+
+import json
+import subprocess
+import sys
+import threading
+
+import pytest
+from websockets.sync.client import connect
+
+from conftest import LIVE_CGROUP_PARENT, LIVE_UID_BASES, Server
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    env = {
+        "RUNNER_UID_BASE": str(LIVE_UID_BASES[0]),
+        "RUNNER_CGROUP_PARENT": LIVE_CGROUP_PARENT,
+        "RUNNER_CONCURRENCY": "1",
+        "RUNNER_QUEUE_SIZE": "0",
+        "RUNNER_POOL_SIZE": "0",
+    }
+    with Server(tmp_path_factory.mktemp("submit"), **env) as running:
+        yield running
+
+
+def issue_key(server, credits: int) -> str:
+    out = subprocess.run(
+        [sys.executable, "manage.py", "create_api_key", "paid", "--credits", str(credits)],
+        cwd=server.base, env=server.env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return out.stdout.strip().splitlines()[-1]
+
+
+def usage(server, secret: str) -> dict:
+    status, _, body = server.request("/api/usage", headers={"X-API-Key": secret})
+    assert status == 200
+    return json.loads(body)
+
+
+def holding_the_only_slot(server):
+    """A run that keeps the one execution slot busy; its thread ends when the run does."""
+    started = threading.Event()
+
+    def hold():
+        with connect(server.url.replace("http://", "ws://") + "/ws/execute") as ws:
+            ws.send(json.dumps({"type": "run", "language": "bash", "code": "echo up; sleep 3"}))
+            while json.loads(ws.recv(timeout=10))["type"] != "stdout":
+                pass
+            started.set()
+            while json.loads(ws.recv(timeout=10))["type"] != "exit":
+                pass
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    assert started.wait(10)
+    return thread
+
+
+def test_a_run_refused_as_busy_costs_nothing_on_either_door(server):
+    secret = issue_key(server, credits=5)
+    holder = holding_the_only_slot(server)
+    try:
+        status, headers, body = server.request(
+            "/api/execute",
+            json.dumps({"language": "bash", "code": "echo hi"}).encode(),
+            {"Content-Type": "application/json", "X-API-Key": secret},
+        )
+        assert status == 503 and headers["retry-after"] == "1"
+        with connect(server.url.replace("http://", "ws://") + f"/ws/execute?api_key={secret}") as ws:
+            ws.send(json.dumps({"type": "run", "language": "bash", "code": "echo hi"}))
+            frame = json.loads(ws.recv(timeout=10))
+        assert frame["type"] == "error" and "busy" in frame["error"]
+    finally:
+        holder.join(15)
+    assert usage(server, secret) == {"name": "paid", "runs": 0, "creditsRemaining": 5, "rateLimit": "600/min"}
+
+
+def test_a_run_that_ran_costs_one_credit_on_either_door(server):
+    secret = issue_key(server, credits=5)
+    status, _, _ = server.request(
+        "/api/execute",
+        json.dumps({"language": "bash", "code": "echo hi"}).encode(),
+        {"Content-Type": "application/json", "X-API-Key": secret},
+    )
+    assert status == 200
+    with connect(
+        server.url.replace("http://", "ws://") + "/ws/execute", additional_headers={"X-API-Key": secret}
+    ) as ws:
+        ws.send(json.dumps({"type": "run", "language": "bash", "code": "echo hi"}))
+        while json.loads(ws.recv(timeout=10))["type"] != "exit":
+            pass
+    assert usage(server, secret)["runs"] == 2 and usage(server, secret)["creditsRemaining"] == 3

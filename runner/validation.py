@@ -1,0 +1,130 @@
+"""The service's rules for a request: parsing, the language, sizes, files, and limits under ceilings.
+
+Every door validates through here, so the same request gets the same verdict and the
+same message from each; a failure is a neutral Refused, which the door renders.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+from pydantic import BaseModel, ValidationError
+
+from engine import languages
+from engine.spec import RunSpec
+
+from .conf import RunnerConfig
+from .errors import Refused
+from .wire import RunRequest
+
+MIN_MEMORY_MIB = 16
+FILE_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,99}")
+MAX_FILE_DEPTH = 8
+
+_TYPE_WORDS = {
+    "string_type": "must be a string",
+    "int_type": "must be an integer",
+    "list_type": "must be a list of strings",
+    "dict_type": "must be an object mapping file names to their contents",
+}
+
+
+def _describe(error: dict) -> Refused:
+    loc = [str(part) for part in error["loc"]]
+    name = loc[0] if loc else None
+    kind = error["type"]
+    if kind == "json_invalid":
+        return Refused("malformed", f"malformed JSON: {error['ctx']['error']}")
+    if kind == "model_type" or not loc:
+        return Refused("malformed", "the body must be a JSON object")
+    if kind == "missing":
+        return Refused("invalid", f"field '{name}' is required", field=name)
+    if kind == "extra_forbidden":
+        return Refused("invalid", f"unknown field '{name}'", field=name)
+    where = f"'{name}'" if len(loc) == 1 else f"'{name}' item {loc[1]!r}"
+    words = _TYPE_WORDS.get(kind, error["msg"])
+    if kind in ("too_long", "string_too_long"):
+        words = f"is too long (at most {error['ctx']['max_length']})"
+    if name == "files" and kind == "string_type":
+        words = "must be a string (the file's contents)"
+    return Refused("invalid", f"field {where} {words}", field=name)
+
+
+def parse_body(body: bytes | str, model: type[BaseModel] = RunRequest):
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as e:
+        raise _describe(e.errors()[0]) from None
+
+
+def check_language(name: str) -> languages.Language:
+    lang = languages.get(name)
+    if lang is None:
+        raise Refused("not_found", f"unknown language '{name}'", languages=languages.names())
+    return lang
+
+
+def check_code_size(size: int, config: RunnerConfig) -> None:
+    if size > config.max_code_bytes:
+        raise Refused(
+            "too_large", f"code is {size} bytes; the ceiling is {config.max_code_bytes} bytes", field="code"
+        )
+
+
+def run_spec(req: RunRequest, config: RunnerConfig, key=None) -> RunSpec:
+    """Check a request against the server's rules and ceilings: the same messages from every door."""
+    lang = check_language(req.language)
+    check_code_size(len(req.code.encode()) + sum(len(v.encode()) for v in req.files.values()), config)
+    for i, arg in enumerate(req.args):
+        if "\0" in arg:
+            raise Refused("invalid", f"field 'args' item {i} contains a NUL character", field="args")
+    _check_files(req.files, lang, config)
+    limits = config.defaults
+    # An API key may carry higher ceilings of its own.
+    max_timeout = (key and key.max_timeout_ms) or config.max_timeout_ms
+    max_memory = (key and key.max_memory_mib) or config.max_memory_mib
+    if req.timeout is not None:
+        _check_range("timeout", req.timeout, 1, max_timeout, "ms")
+        limits = replace(limits, timeout_ms=req.timeout)
+    if req.memory is not None:
+        _check_range("memory", req.memory, MIN_MEMORY_MIB, max_memory, "MiB")
+        limits = replace(limits, memory_mib=req.memory)
+    compile_limits = lang.compile.limits(limits) if lang.compile else None
+    return RunSpec(lang.name, req.code, req.stdin, tuple(req.args), dict(req.files), limits, compile_limits)
+
+
+def _check_range(name: str, value: int, low: int, ceiling: int, unit: str) -> None:
+    if value < low:
+        raise Refused("invalid", f"field '{name}' must be at least {low} {unit}", field=name)
+    if value > ceiling:
+        raise Refused(
+            "invalid",
+            f"field '{name}' is {value} {unit}, above the server's ceiling of {ceiling} {unit}",
+            field=name,
+        )
+
+
+def _check_files(files: dict[str, str], lang: languages.Language, config: RunnerConfig) -> None:
+    if len(files) > config.max_files:
+        raise Refused(
+            "invalid", f"field 'files' has {len(files)} files; at most {config.max_files}", field="files"
+        )
+    dirs = set()
+    for name in files:
+        parts = name.split("/")
+        if len(parts) > MAX_FILE_DEPTH or not all(FILE_PART.fullmatch(p) for p in parts):
+            raise Refused(
+                "invalid",
+                f"field 'files' has a bad file name {name!r}: use a relative path of letters, digits, "
+                "'.', '_' and '-', not starting with '.'",
+                field="files",
+            )
+        if name == lang.filename:
+            raise Refused("invalid", f"field 'files' may not replace the main file {name!r}", field="files")
+        dirs.update("/".join(parts[:i]) for i in range(1, len(parts)))
+    clash = dirs & files.keys()
+    if clash:
+        raise Refused(
+            "invalid", f"field 'files' uses {sorted(clash)[0]!r} as both a file and a folder", field="files"
+        )

@@ -1,0 +1,100 @@
+"""The wire format of the REST and websocket doors: every request and response shape, defined once.
+
+The views, the stored executions and the OpenAPI document come from these definitions
+and the engine's RunResult, so a field name is spelled in exactly one place.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from engine.results import RunResult
+
+MAX_ARGS = 64
+
+
+class RunRequest(BaseModel):
+    """The body of POST /api/execute."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    language: str = Field(description="A language name or alias, in any case.", examples=["python"])
+    code: str = Field(description="The program's source.", examples=["print(sum(range(1, 101)))"])
+    stdin: str = Field("", description="The program's standard input; it reads EOF after it.")
+    args: list[str] = Field(default_factory=list, description="Command-line arguments.", max_length=MAX_ARGS)
+    files: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra files beside the main one, by relative path; the program can import them.",
+    )
+    timeout: int | None = Field(
+        None, description="Wall-clock limit in milliseconds, up to the server's ceiling."
+    )
+    memory: int | None = Field(None, description="Memory limit in MiB, up to the server's ceiling.")
+
+
+class SocketRun(RunRequest):
+    """The first message on ws/execute: a run, with the same fields as POST /api/execute."""
+
+    type: Literal["run"]
+    interactive: bool = Field(False, description="Keep stdin open for stdin and eof messages.")
+
+
+class ExecutionRecord(RunResult):
+    """A stored run: the result with what was run."""
+
+    code: str
+    stdin: str
+    args: list[str]
+    files: dict[str, str]
+    created_at: datetime
+
+
+class Runtime(BaseModel):
+    language: str
+    version: str = Field(description="Read from the real interpreter when the server starts.")
+    aliases: list[str]
+    runtime: str
+
+
+class ErrorResponse(BaseModel):
+    error: str
+    retry_after: int | None = Field(None, alias="retryAfter", description="Seconds to wait, with 429.")
+    field: str | None = Field(None, description="The request field at fault, when there is one.")
+    languages: list[str] | None = Field(None, description="The languages there are, for an unknown one.")
+
+
+class SnippetRequest(BaseModel):
+    """The body of POST /api/snippets."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    language: str = Field(description="A language name or alias; stored under its canonical name.")
+    code: str
+    stdin: str = ""
+    title: str = Field("", max_length=200)
+
+
+class SnippetLinks(BaseModel):
+    id: str = Field(description="Short, and derived from the content: the same content has the same id.")
+    url: str = Field(description="The share link, which opens the snippet in the editor.")
+    embed_url: str = Field(alias="embedUrl", description="A page made for an iframe.")
+
+
+class SnippetRecord(SnippetLinks):
+    language: str
+    code: str
+    stdin: str
+    title: str
+    created_at: datetime = Field(alias="createdAt")
+
+
+class Usage(BaseModel):
+    """GET /api/usage: what an API key has used."""
+
+    name: str
+    runs: int
+    credits_remaining: int | None = Field(alias="creditsRemaining", description="null: unlimited.")
+    rate_limit: str | None = Field(alias="rateLimit", description="Like 600/min; null: none.")

@@ -1,0 +1,450 @@
+"""One sandbox's lifecycle: start it, feed and read it, wait for it, kill it, prove it empty.
+
+The chain for one run, all exec'd in place so the server keeps one pid to watch:
+
+    sandbox-launch (root: joins the run's cgroups, then drops to the slot's unprivileged
+                    host uid for good: no groups, no capabilities, no_new_privs)
+      -> bwrap (new user, pid, net, ipc, uts, mount and cgroup namespaces)
+        -> sandbox-init (sets rlimits, reports the real wait status)
+          -> the program
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import logging
+import os
+import re
+import signal as signals
+import time
+
+from . import cgroups, seccomp
+from .argv import bwrap_argv, launcher_argv
+from .process import (
+    Child,
+    memfd,
+    pipe,
+    pipe_size,
+    read_available,
+    reader,
+    reap_orphans,
+    spawn,
+    uid_pids,
+    write_all,
+)
+from .spec import BoxSpec, ExitStatus, Host, Limits, Outcome, SandboxError
+
+log = logging.getLogger(__name__)
+
+EMPTY_WAIT_SECONDS = 5.0
+BWRAP_EXIT_SECONDS = 2.0  # after its sandbox is killed, bwrap reaps the init and exits at once
+
+
+class Sandbox:
+    """A running sandbox: read its output, feed its stdin, wait for it, kill it, destroy it."""
+
+    def __init__(self, spec: BoxSpec, host: Host):
+        self.spec = spec
+        self.host = host
+        self.cgroup: cgroups.Cgroup | None = None
+        self.process: Child | None = None
+        self.stdout: asyncio.StreamReader | None = None
+        self.stderr: asyncio.StreamReader | None = None
+        self.started_ns = 0
+        self.handed_ns = 0  # when a pre-warmed sandbox was handed its run
+        self.ended_ns = 0
+        self._stdin_fd: int | None = None
+        self._stdin_writer: asyncio.StreamWriter | None = None
+        self._status_fd: int | None = None
+        self._setup_fd: int | None = None
+        self._status: ExitStatus | None = None
+        self._feeder: asyncio.Task | None = None
+        self._out_fd: int | None = None
+        self._err_fd: int | None = None
+        self.destroyed = False
+        self.cgroup_released = False  # kept as a spare or removed: no longer this sandbox's
+        self.oom_kills = 0
+        self.killed = False  # kill() was called: an unreported end is our SIGKILL
+
+    @classmethod
+    async def start(cls, spec: BoxSpec, host: Host, stdin: bytes | None = b"") -> Sandbox:
+        """Start the program. stdin=None keeps stdin open for write_stdin()/close_stdin()."""
+        box = cls.launch(spec, host)
+        try:
+            await box.attach(stdin)
+        except BaseException:
+            await box.destroy()
+            raise
+        return box
+
+    @classmethod
+    def launch(cls, spec: BoxSpec, host: Host) -> Sandbox:
+        """Start the sandbox without an event loop: its pipes are attached to one later, by attach()."""
+        box = cls(spec, host)
+        _track(box)
+        try:
+            box._launch()
+        except BaseException:
+            box.discard()
+            raise
+        return box
+
+    def _launch(self) -> None:
+        lim = self.spec.limits
+        support = cgroups.support()
+        join: list[str] = []
+        if support.version:
+            try:
+                self.cgroup = cgroups.Cgroup.create(
+                    support,
+                    self.host.cgroup_parent,
+                    cgroups.name(self.spec.cgroup_prefix, self.spec.slot),
+                    memory_bytes=lim.memory_mib << 20,
+                    pids=lim.processes,
+                    cpus=lim.cpus,
+                    cpu_weight=self.spec.cpu_weight,
+                )
+            except OSError as e:
+                raise SandboxError(f"cannot create the run's cgroup: {e}") from e
+            join = self.cgroup.procs_files
+
+        fds: list[int] = []
+        try:
+            try:
+                filter_fd = memfd("seccomp", seccomp.bpf())
+            except seccomp.Unavailable as e:
+                raise SandboxError(str(e)) from e
+            fds.append(filter_fd)
+            file_fds = {name: memfd(name, data) for name, data in self.spec.files.items()}
+            fds += file_fds.values()
+            status_r, status_w = os.pipe2(os.O_CLOEXEC)
+            fds.append(status_w)
+            self._status_fd = status_r
+            in_r, in_w = pipe()
+            fds.append(in_r)
+            self._stdin_fd = in_w
+            self._out_fd, out_w = pipe()
+            fds.append(out_w)
+            self._err_fd, err_w = pipe()
+            fds.append(err_w)
+            # bwrap's own stdout and stderr (and sandbox-init's) carry only setup errors;
+            # the program's output pipes reach sandbox-init as extra fds.
+            self._setup_fd, setup_w = os.pipe2(os.O_CLOEXEC)
+            fds.append(setup_w)
+            uid = self.host.uid(self.spec.slot)
+            # The program's own pipes belong to its uid, so that it can open them again by
+            # name (`echo hi > /dev/stderr`, open('/dev/stdout')), as on any terminal.
+            for fd in (in_r, out_w, err_w):
+                os.fchown(fd, uid, uid)
+            bwrap = bwrap_argv(self.spec, self.host, file_fds, status_w, filter_fd, out_w, err_w)
+            argv = launcher_argv(self.host, uid, join, bwrap)
+            self.started_ns = time.monotonic_ns()
+            self.process = spawn(
+                argv,
+                stdin=in_r,
+                stdout=setup_w,
+                stderr=setup_w,
+                pass_fds=[status_w, filter_fd, out_w, err_w, *file_fds.values()],
+                start_new_session=True,
+            )
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+    async def attach(self, stdin: bytes | None) -> None:
+        """Connect the output pipes to the running loop, and give the program its input.
+
+        stdin=None keeps stdin open for write_stdin()/close_stdin(); bytes are all of it.
+        """
+        self.stdout = await reader(self._out_fd)
+        self.stderr = await reader(self._err_fd)
+        self._out_fd = self._err_fd = None
+        if stdin is None:
+            return
+        if len(stdin) <= pipe_size(self._stdin_fd):
+            # It fits in the pipe: write it all now and close, so EOF follows it.
+            write_all(self._stdin_fd, stdin)
+            self.close_stdin()
+        else:
+            self._feeder = asyncio.create_task(self._feed(stdin))
+
+    async def _feed(self, data: bytes) -> None:
+        await self.write_stdin(data)
+        self.close_stdin()
+
+    async def _open_stdin_writer(self) -> None:
+        loop = asyncio.get_running_loop()
+        fd, self._stdin_fd = self._stdin_fd, None
+        transport, protocol = await loop.connect_write_pipe(
+            lambda: asyncio.streams.FlowControlMixin(loop=loop), os.fdopen(fd, "wb", buffering=0)
+        )
+        self._stdin_writer = asyncio.StreamWriter(transport, protocol, None, loop)
+
+    async def write_stdin(self, data: bytes) -> bool:
+        """Send bytes to the program; False once it no longer reads stdin."""
+        if self._stdin_writer is None and self._stdin_fd is not None:
+            await self._open_stdin_writer()
+        writer = self._stdin_writer
+        if writer is None or writer.is_closing():
+            return False
+        try:
+            writer.write(data)
+            await writer.drain()
+            return True
+        except (BrokenPipeError, ConnectionResetError):
+            return False
+
+    def close_stdin(self) -> None:
+        if self._stdin_fd is not None:
+            os.close(self._stdin_fd)
+            self._stdin_fd = None
+        if self._stdin_writer is not None:
+            self._stdin_writer.close()
+
+    async def wait(self) -> int:
+        """Wait for bwrap to exit: the program is done, though stray processes may still be dying."""
+        code = await self.process.wait()
+        self.ended_ns = self.ended_ns or time.monotonic_ns()
+        return code
+
+    async def finished(self) -> None:
+        """Wait until the program has exited: its status is reported, or the sandbox is gone.
+
+        The status arrives as the program exits, a millisecond or so before bwrap has
+        torn the namespaces down and exited itself.
+        """
+        if self.exit_status() is None and self._status_fd is not None:
+            loop = asyncio.get_running_loop()
+            reported = loop.create_future()
+
+            def readable():
+                if not reported.done():
+                    reported.set_result(None)
+
+            loop.add_reader(self._status_fd, readable)
+            exited = asyncio.ensure_future(self.process.wait())
+            try:
+                await asyncio.wait([reported, exited], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                loop.remove_reader(self._status_fd)
+                exited.cancel()
+            if self.exit_status() is None:
+                # The status pipe ended without a status: bwrap is gone. Collect its exit code.
+                await self.process.wait()
+        self.ended_ns = self.ended_ns or time.monotonic_ns()
+
+    def setup_errors(self) -> str:
+        """What bwrap or sandbox-init said on failing to set the sandbox up (never the program's output)."""
+        data = read_available(self._setup_fd) if self._setup_fd is not None else b""
+        return data.decode(errors="replace").strip()
+
+    def exit_status(self) -> ExitStatus | None:
+        """The program's real wait status, as reported from inside; None if it never got that far."""
+        if self._status is None and self._status_fd is not None:
+            data = read_available(self._status_fd)
+            m = re.fullmatch(rb"(exit|signal) (\d+) (\d+)\n", data)
+            if m:
+                kind, number, ns = m.group(1), int(m.group(2)), int(m.group(3))
+                if kind == b"exit":
+                    self._status = ExitStatus(number, None, ns)
+                else:
+                    self._status = ExitStatus(None, number, ns)
+        return self._status
+
+    def outcome(self) -> Outcome:
+        """How the program ended, once it has: the real status from inside, or what bwrap says.
+
+        sandbox-init reports the program's wait status. When it never did, the tree was
+        killed (by kill(), or the kernel), or the sandbox never started: bwrap's own exit
+        code then stands for the program's (128+n for a signal), and its setup errors are
+        returned. The cgroup is read for an OOM kill only when the program failed.
+        """
+        status = self.exit_status()
+        setup = None
+        if status is None:
+            code = self.process.returncode if self.process else None
+            signum = signals.SIGKILL if self.killed or code is None or code < 0 else code - 128
+            exit_code, signum = (None, int(signum)) if signum > 0 else (code, None)
+            duration_ns = self.ended_ns - self.started_ns
+            setup = None if self.killed else (self.setup_errors() or None)
+        else:
+            exit_code, signum, duration_ns = status.exit_code, status.signal, status.duration_ns
+        if self.handed_ns:  # a pre-warmed sandbox's own clock started while it waited
+            duration_ns = self.ended_ns - self.handed_ns
+        oom = bool(signum or exit_code) and self.oom_killed()
+        return Outcome(exit_code, signum, duration_ns, oom, setup)
+
+    def set_limits(self, limits: Limits) -> None:
+        """Give a started sandbox a run's own limits (a pooled one's memory); OSError if it can't."""
+        if limits.memory_mib != self.spec.limits.memory_mib and self.cgroup:
+            self.cgroup.set_memory(limits.memory_mib << 20)
+        self.spec.limits = limits
+
+    def oom_killed(self) -> bool:
+        """Whether the kernel killed a process of this sandbox for exceeding the memory limit."""
+        if self.cgroup and not self.destroyed:
+            self.oom_kills = self.cgroup.oom_kills()
+        return self.oom_kills > 0
+
+    def kill(self) -> None:
+        """Kill the program's whole process tree now; bwrap then reaps it and exits."""
+        self.killed = True
+        self.ended_ns = self.ended_ns or time.monotonic_ns()
+        outer = self.process.pid if self.process and self.process.returncode is None else None
+        if self.cgroup_released:
+            return  # destroyed already: nothing of it is left, and its group may be another's
+        if self.cgroup:
+            try:
+                self.cgroup.kill(spare=outer)
+            except OSError as e:
+                log.error("cgroup kill failed: %s", e)
+        else:
+            for pid in uid_pids(self.host.uid(self.spec.slot)):
+                if pid != outer:
+                    cgroups.kill_pid(pid)
+
+    async def destroy(self) -> None:
+        """Kill everything, wait until the sandbox is provably empty, remove its cgroup."""
+        if self.destroyed:
+            return
+        self.destroyed = True
+        try:
+            self._yield_cpu()
+            if self.exit_status() is None:
+                # Still running. (Once the program's status is in, sandbox-init has exited,
+                # which kills everything left in its pid namespace: nothing to kill.)
+                self.kill()
+            try:
+                await self._gone()
+            except asyncio.CancelledError:
+                # Cancelled, as when its event loop closes: finish the same work without the loop.
+                self._gone_blocking()
+                self._settle_accounts()
+                raise
+            self._settle_accounts()
+        finally:
+            if self._feeder:
+                self._feeder.cancel()
+            self._release()
+
+    def restore_cpu_weight(self) -> None:
+        """A pooled sandbox that waited at the idle weight gets the normal one for its run."""
+        if self.cgroup:
+            self.cgroup.set_cpu_weight(cgroups.DEFAULT_CPU_WEIGHT)
+
+    def _yield_cpu(self) -> None:
+        """What is left of a finished sandbox dies at the lowest CPU weight, behind live runs."""
+        if self.cgroup:
+            try:
+                self.cgroup.set_cpu_weight(cgroups.IDLE_CPU_WEIGHT)
+            except OSError:
+                pass  # only a priority: the teardown goes on regardless
+
+    def discard(self) -> None:
+        """destroy(), without an event loop: for sandboxes that never ran a program (the pool's)."""
+        if self.destroyed:
+            return
+        self.destroyed = True
+        self._teardown_blocking()
+
+    def _teardown_blocking(self) -> None:
+        try:
+            self.kill()
+            self._gone_blocking()
+            self._settle_accounts()
+        finally:
+            self._release()
+
+    async def _gone(self) -> None:
+        """Wait for bwrap to exit and the cgroup to empty, killing what is left."""
+        if self.process:
+            try:
+                await asyncio.wait_for(self.process.wait(), BWRAP_EXIT_SECONDS)
+            except TimeoutError:
+                log.error("bwrap %s did not exit after its sandbox was killed", self.process.pid)
+                cgroups.kill_pid(self.process.pid)
+                await self.process.wait()
+        self.exit_status()
+        deadline = time.monotonic() + EMPTY_WAIT_SECONDS
+        # Polled: cgroup v1 offers no event for "empty", and strays die within milliseconds.
+        while self._kill_stragglers(deadline):  # noqa: ASYNC110
+            await asyncio.sleep(0.001)
+
+    def _gone_blocking(self) -> None:
+        """_gone(), blocking the calling thread instead of awaiting."""
+        if self.process:
+            deadline = time.monotonic() + BWRAP_EXIT_SECONDS
+            while self.process.returncode is None and not self.process.reap():
+                if time.monotonic() > deadline:
+                    cgroups.kill_pid(self.process.pid)
+                    deadline = time.monotonic() + BWRAP_EXIT_SECONDS
+                time.sleep(0.001)
+        self.exit_status()
+        deadline = time.monotonic() + EMPTY_WAIT_SECONDS
+        while self._kill_stragglers(deadline):
+            time.sleep(0.001)
+
+    def _kill_stragglers(self, deadline: float) -> bool:
+        """Kill what is left of the sandbox; False once nothing is (past the deadline, SandboxError)."""
+        left = self.cgroup.pids() if self.cgroup else uid_pids(self.host.uid(self.spec.slot))
+        if not left:
+            return False
+        if time.monotonic() > deadline:
+            raise SandboxError(f"processes {left} of the sandbox survived {EMPTY_WAIT_SECONDS}s")
+        if self.cgroup:
+            self.cgroup.kill()
+        else:
+            for pid in left:
+                cgroups.kill_pid(pid)
+        return True
+
+    def _settle_accounts(self) -> None:
+        """Once the sandbox is empty: collect an orphaned init, and read the OOM count."""
+        if self.process and self.process.returncode is not None and self.process.returncode < 0:
+            reap_orphans(self.host.uid(self.spec.slot))  # bwrap itself was killed: see become_subreaper
+        if self.cgroup:
+            self.oom_kills = self.cgroup.oom_kills()
+
+    def _release(self) -> None:
+        # The fds go last: a sandbox whose fds are closed has nothing left at all.
+        _unfinished.discard(self)
+        try:
+            if self.cgroup:
+                self.cgroup_released = self.cgroup.release()
+        finally:
+            self._close_fds()
+
+    def open_fds(self) -> int:
+        fds = [self._stdin_fd, self._status_fd, self._setup_fd, self._out_fd, self._err_fd]
+        return sum(fd is not None for fd in fds) + bool(self.process and self.process.returncode is None)
+
+    def _close_fds(self) -> None:
+        self.close_stdin()
+        for name in ("_status_fd", "_setup_fd", "_out_fd", "_err_fd"):
+            fd = getattr(self, name)
+            if fd is not None:
+                os.close(fd)
+                setattr(self, name, None)
+
+
+# Sandboxes not yet released. A run's sandbox is torn down just after its answer, by the
+# event loop; if the server stops in between, the loop is gone, and this finishes the job.
+_unfinished: set[Sandbox] = set()
+_at_exit = False
+
+
+def _track(box: Sandbox) -> None:
+    global _at_exit
+    if not _at_exit:
+        _at_exit = True
+        atexit.register(_finish_unfinished)
+    _unfinished.add(box)
+
+
+def _finish_unfinished() -> None:
+    for box in list(_unfinished):
+        try:
+            box._teardown_blocking()  # whether or not a destroy() began: its loop is gone
+        except Exception as e:  # at exit, each sandbox gets its chance
+            log.error("a sandbox could not be torn down at exit: %s", e)

@@ -1,0 +1,251 @@
+"""Pre-warmed sandboxes: a faster way to obtain a sandbox, nothing else.
+
+For each language a few sandboxes are kept started and fully limited (namespaces,
+cgroup, seccomp, rlimits), their interpreter loaded and waiting on stdin for one run
+(runtimes/pool-loader.*). A run takes one and hands it the code; from then on it is an
+ordinary run, and the sandbox is destroyed after it. No process or tmpfs ever serves
+two runs. When a language's pool is empty, the run starts cold.
+
+A thread refills the pools: launching a sandbox needs no event loop (its pipes are
+attached to the loop of the run that takes it), so one pool serves every loop.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, replace
+
+from . import cgroups, handover
+from .box import Sandbox
+from .spec import RUN_CGROUP_PREFIX, BoxSpec, Host, Limits, SandboxError
+
+log = logging.getLogger(__name__)
+
+# Pooled sandboxes get host uids of their own, above the run slots' and below
+# uid_base + POOL_UID_OFFSET + POOL_UIDS: never two live sandboxes on one uid.
+POOL_UID_OFFSET = 100
+POOL_UIDS = 1000
+CGROUP_PREFIX = "pool"
+IDLE_CHECK_SECONDS = 1.0
+# A refill waits this long after a sandbox is taken: launching one holds the GIL for about
+# a millisecond, which would otherwise land in the middle of the run that just took one.
+REFILL_DELAY_SECONDS = 0.01
+SWEEP_AGE_SECONDS = 10
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    """What the pools hold: for each name (a language), the sandbox a run will take, waiting."""
+
+    templates: tuple[tuple[str, BoxSpec], ...]  # (name, the waiting sandbox's spec; its slot is the pool's)
+    size: int  # sandboxes per name; 0: none, and every run starts cold
+    host: Host
+
+    def names(self) -> list[str]:
+        return [name for name, _ in self.templates]
+
+    def template(self, name: str) -> BoxSpec:
+        return dict(self.templates)[name]
+
+
+class Pool:
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._boxes: dict[str, deque[Sandbox]] = {}
+        self._config: PoolConfig | None = None
+        self._thread: threading.Thread | None = None
+        self._next_uid = 0
+        self._launching = False
+        self._swept = False
+
+    def ensure(self, config: PoolConfig) -> None:
+        """Keep pools for this configuration; a changed configuration replaces them."""
+        stale: list[Sandbox] = []
+        with self._lock:
+            if config != self._config:
+                stale = [box for boxes in self._boxes.values() for box in boxes]
+                self._boxes = {name: deque() for name in config.names()}
+                self._config = config
+                self._wake.notify()
+            if config.size and (self._thread is None or not self._thread.is_alive()):
+                self._thread = threading.Thread(target=self._refill, name="sandbox-pool", daemon=True)
+                self._thread.start()
+                atexit.register(self.drain)
+        for box in stale:
+            _discard(box)
+        if not self._swept:
+            self._swept = True
+            _sweep(config.host)
+
+    def take(self, name: str, config: PoolConfig, limits: Limits) -> Sandbox | None:
+        """A waiting sandbox for this name, given the run's limits; None: the caller starts one cold."""
+        with self._lock:
+            if config != self._config:
+                return None
+            boxes = self._boxes.get(name)
+            box = boxes.popleft() if boxes else None
+            self._wake.notify()
+        if box is None:
+            return None
+        if box.process.returncode is None and not box.process.reap():
+            try:
+                box.restore_cpu_weight()
+            except OSError as e:
+                log.error("cannot give a pooled sandbox its CPU weight back: %s", e)
+            else:
+                try:
+                    box.set_limits(limits)
+                    return box
+                except OSError:
+                    pass  # already using more memory than this run may: it starts cold instead
+        # It died while it waited (the host killed it), or can't be set up: never hand it out.
+        _discard(box)
+        return None
+
+    def idle_uids(self) -> set[int]:
+        with self._lock:
+            return {box.host.uid(box.spec.slot) for boxes in self._boxes.values() for box in boxes}
+
+    def idle_cgroups(self) -> set[str]:
+        with self._lock:
+            return {
+                d
+                for boxes in self._boxes.values()
+                for box in boxes
+                if box.cgroup
+                for d in box.cgroup.dirs.values()
+            }
+
+    def held_fds(self) -> int:
+        """How many of the server's fds the waiting sandboxes hold (their pipes and pidfds)."""
+        with self._lock:
+            return sum(box.open_fds() for boxes in self._boxes.values() for box in boxes)
+
+    def settle(self, timeout: float = 10.0) -> bool:
+        """Wait until every pool is full (for tests and the benchmark)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                config = self._config
+                full = config is None or all(len(b) >= config.size for b in self._boxes.values())
+                if full and not self._launching:
+                    return True
+            time.sleep(0.01)
+        return False
+
+    def drain(self) -> None:
+        """Destroy every waiting sandbox (at shutdown, and in tests)."""
+        with self._lock:
+            self._config = None  # and launch no more
+            stale = [box for boxes in self._boxes.values() for box in boxes]
+            for boxes in self._boxes.values():
+                boxes.clear()
+        for box in stale:
+            _discard(box)
+
+    def _refill(self) -> None:
+        while True:
+            with self._lock:
+                config = self._config
+                wanted = [
+                    name
+                    for name in (config.names() if config else ())
+                    if len(self._boxes[name]) < config.size
+                ]
+                if not wanted:
+                    self._wake.wait(IDLE_CHECK_SECONDS)
+                    continue
+                slot = POOL_UID_OFFSET + self._next_uid % POOL_UIDS
+                self._next_uid += 1
+                self._launching = True
+                # The emptiest pool first, so one busy language can't starve the others.
+                name = min(wanted, key=lambda name: len(self._boxes[name]))
+            time.sleep(REFILL_DELAY_SECONDS)
+            try:
+                box = Sandbox.launch(self._spec(config.template(name), slot), config.host)
+            except Exception:
+                log.exception("cannot start a pooled %s sandbox; retrying shortly", name)
+                with self._lock:
+                    self._launching = False
+                    self._wake.wait(IDLE_CHECK_SECONDS)
+                continue
+            with self._lock:
+                self._launching = False
+                if config == self._config:
+                    self._boxes[name].append(box)
+                    box = None
+            if box is not None:
+                _discard(box)
+
+    @staticmethod
+    def _spec(template: BoxSpec, slot: int) -> BoxSpec:
+        return replace(
+            template,
+            slot=slot,
+            cgroup_prefix=CGROUP_PREFIX,
+            # Starting an interpreter costs tens of milliseconds of CPU: while it waits for a
+            # run, a pooled sandbox gets CPU only when no run wants it. The run that takes
+            # it restores the normal weight (Pool.take).
+            cpu_weight=cgroups.IDLE_CPU_WEIGHT,
+        )
+
+
+def _sweep(host: Host) -> None:
+    """Remove the empty cgroups an earlier server left when it stopped or was killed.
+
+    A waiting sandbox ends by itself when its server goes (its stdin closes), and a killed
+    server's runs die with it, but no one is left to remove their cgroups, nor the empty
+    ones it kept for reuse. rmdir only removes an empty one, and these are left alone: the
+    groups this process made, those whose maker is another process still running (a server
+    sharing the parent: its pid is in the name), and those made less than SWEEP_AGE_SECONDS
+    ago (one just made is empty until its sandbox joins it). A group named with this
+    process's pid that it did not make is an earlier server's that had the same pid.
+    """
+    now = time.time()
+    for mount in cgroups.support().mounts.values():
+        parent = os.path.join(mount, host.cgroup_parent)
+        try:
+            names = os.listdir(parent)
+        except OSError:
+            continue
+        for name in names:
+            path = os.path.join(parent, name)
+            if not name.startswith((CGROUP_PREFIX, RUN_CGROUP_PREFIX)):
+                continue
+            if cgroups.made_here(path):
+                continue
+            maker = cgroups.maker_pid(name)
+            if maker is not None and maker != os.getpid() and os.path.exists(f"/proc/{maker}"):
+                continue
+            try:
+                if now - os.stat(path).st_ctime > SWEEP_AGE_SECONDS:
+                    os.rmdir(path)
+            except OSError:
+                pass
+
+
+async def hand_over(box: Sandbox, files: dict[str, bytes], args: list[str], stdin: bytes | None) -> None:
+    """Give a taken sandbox its run: the files and arguments, then stdin (None: kept open)."""
+    message = handover.encode(files, args)
+    if stdin is None:
+        await box.attach(None)
+        await box.write_stdin(message)
+    else:
+        await box.attach(message + stdin)
+    box.handed_ns = time.monotonic_ns()
+
+
+def _discard(box: Sandbox) -> None:
+    try:
+        box.discard()
+    except SandboxError as e:
+        log.error("a pooled sandbox would not go away: %s", e)
+
+
+POOL = Pool()

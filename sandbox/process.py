@@ -1,0 +1,200 @@
+"""Process plumbing: the one seam that starts processes, pidfd waits, orphans, pipes and /proc scans.
+
+Every process this project starts, sandboxed or not, is started by `spawn()` here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import fcntl
+import logging
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+
+from .spec import LAUNCH_ENV, PIPE_BYTES
+
+log = logging.getLogger(__name__)
+
+ORPHAN_EXIT_SECONDS = 1.0  # an adopted init, once its sandbox is empty, is already exiting
+PR_SET_CHILD_SUBREAPER = 36
+F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+F_GETPIPE_SZ = getattr(fcntl, "F_GETPIPE_SZ", 1032)
+
+
+class Child:
+    """A process we started, awaited through a pidfd on whichever event loop asks.
+
+    asyncio's own child watcher starts a thread per process; a pidfd needs none,
+    and works from any loop (the tests run several).
+    """
+
+    def __init__(self, popen: subprocess.Popen):
+        self.popen = popen
+        self.pid = popen.pid
+        self.returncode: int | None = None
+        self._pidfd = os.pidfd_open(self.pid)
+        self._exited: asyncio.Future | None = None
+        self._watched_by: asyncio.AbstractEventLoop | None = None
+
+    def reap(self) -> bool:
+        """Collect the exit status if the process has exited; True once it has."""
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:  # reaped by someone else: it is gone, its code unknown
+                pid, status = self.pid, 0x7F00
+            if pid == 0:
+                return False
+            self.returncode = os.waitstatus_to_exitcode(status)
+            self.popen.returncode = self.returncode  # so Popen never waits for it again
+            if self._watched_by is not None:
+                # Unwatched before the fd is closed: a later fd with the same number must
+                # not inherit this registration.
+                self._watched_by.remove_reader(self._pidfd)
+                self._watched_by = None
+            if self._exited is not None and not self._exited.done():
+                self._exited.set_result(self.returncode)
+            os.close(self._pidfd)
+        return True
+
+    async def wait(self) -> int:
+        if self.reap():
+            return self.returncode
+        if self._exited is None:
+            loop = asyncio.get_running_loop()
+            self._exited = loop.create_future()
+            self._watched_by = loop
+            loop.add_reader(self._pidfd, self.reap)
+        # Shielded: one waiter giving up must not cancel the others' wait.
+        return await asyncio.shield(self._exited)
+
+
+_subreaper = False
+
+
+def become_subreaper() -> None:
+    """Orphans of our sandboxes come to us, not to the host's init, which may never reap them.
+
+    bwrap's outer process reaps the sandbox's init, unless the kernel kills bwrap first
+    (the OOM killer can pick it: it is in the run's memory cgroup). Then the init would be
+    orphaned; as a subreaper, the server adopts it and reap_orphans() collects it.
+    """
+    global _subreaper
+    if not _subreaper:
+        _subreaper = True
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+
+
+def processes() -> Iterator[tuple[int, int]]:
+    """(pid, host uid) of every process on the host: the one /proc scan."""
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                yield int(name), os.stat(f"/proc/{name}").st_uid
+            except FileNotFoundError:
+                pass
+
+
+def uid_pids(uid: int) -> list[int]:
+    """Processes owned by a host uid: how a host without cgroups proves a slot is empty."""
+    return [pid for pid, owner in processes() if owner == uid]
+
+
+def parent_pid(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
+def reap_orphans(uid: int) -> None:
+    """Reap the processes of a sandbox's uid that were adopted by this process.
+
+    Called once the sandbox is empty. A process leaves its cgroup a moment before it
+    becomes a zombie, so an adopted one may still be exiting: each is waited for briefly.
+    """
+    me = os.getpid()
+    for pid in uid_pids(uid):
+        if parent_pid(pid) == me:
+            _reap_exiting(pid)
+
+
+def _reap_exiting(pid: int) -> None:
+    deadline = time.monotonic() + ORPHAN_EXIT_SECONDS
+    try:
+        while os.waitpid(pid, os.WNOHANG) == (0, 0):
+            if time.monotonic() > deadline:
+                log.error("an orphan %s of a finished sandbox did not exit", pid)
+                return
+            time.sleep(0.001)
+    except ChildProcessError:
+        pass  # reaped by someone else
+
+
+def spawn(argv: list[str], **kwargs) -> Child:
+    """The one seam through which this project starts processes."""
+    become_subreaper()
+    kwargs.setdefault("env", dict(LAUNCH_ENV))
+    kwargs.setdefault("cwd", "/")
+    return Child(subprocess.Popen(argv, close_fds=True, **kwargs))
+
+
+def run_tool(argv: list[str], timeout: float = 10.0) -> subprocess.CompletedProcess:
+    """Run a trusted host tool (a version probe), synchronously, with a clean environment."""
+    return subprocess.run(
+        argv, env=dict(LAUNCH_ENV), capture_output=True, timeout=timeout, close_fds=True, check=False
+    )
+
+
+def pipe(size: int = PIPE_BYTES) -> tuple[int, int]:
+    r, w = os.pipe2(os.O_CLOEXEC)
+    try:
+        fcntl.fcntl(w, F_SETPIPE_SZ, size)
+    except OSError:
+        pass  # stays at the kernel default; only slower to fill
+    return r, w
+
+
+def pipe_size(fd: int) -> int:
+    return fcntl.fcntl(fd, F_GETPIPE_SZ)
+
+
+def memfd(name: str, data: bytes) -> int:
+    fd = os.memfd_create(name.replace("/", "_"), os.MFD_CLOEXEC)
+    write_all(fd, data)
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
+def read_available(fd: int) -> bytes:
+    """What a pipe holds now, without waiting for more."""
+    os.set_blocking(fd, False)
+    data = b""
+    try:
+        while chunk := os.read(fd, 4096):
+            data += chunk
+    except BlockingIOError:
+        pass
+    return data
+
+
+def write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+async def reader(fd: int) -> asyncio.StreamReader:
+    loop = asyncio.get_running_loop()
+    stream = asyncio.StreamReader(limit=PIPE_BYTES, loop=loop)
+    await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(stream, loop=loop), os.fdopen(fd, "rb", buffering=0)
+    )
+    return stream

@@ -1,0 +1,246 @@
+"""Pre-warmed sandboxes: a run handed to one behaves exactly as a run started cold."""
+
+import time
+
+import pytest
+
+from engine.backends.local import STARTS
+from sandbox.pool import POOL
+
+COMPARED = ["language", "exitCode", "stdout", "stderr", "timedOut", "truncated", "signal", "status"]
+
+
+def run_both(api, settings, language, code, **body) -> tuple[dict, dict]:
+    """The same run, cold and then warm; each checked to have taken its path."""
+    results = []
+    for size, path in ((0, "cold"), (2, "warm")):
+        settings.RUNNER_POOL_SIZE = size
+        if size:
+            api.run("bash", "true")  # starts the pools for this configuration
+            assert POOL.settle()
+        before = STARTS[path]
+        results.append(api.run(language, code, **body))
+        assert STARTS[path] == before + 1
+    return results[0], results[1]
+
+
+@pytest.mark.parametrize(
+    "language, code, body",
+    [
+        ("python", "import sys\nprint(sys.argv, __name__, __file__)\nsys.exit(3)", {"args": ["a", "b c"]}),
+        ("python", "print(sorted(k for k in globals() if not k.startswith('__')))", {}),
+        ("python", "import sys\nprint([m for m in ('atexit', 'gc', 'json') if m in sys.modules])", {}),
+        ("python", "print(input()[::-1])\nimport sys\nprint(sys.stdin.read())", {"stdin": "abc\nrest"}),
+        ("python", "def f():\n    raise ValueError('boom')\nf()", {}),
+        # The pooled loader ends the process itself: what a program sees of shutdown is the same.
+        ("python", "import sys\nsys.exit('bye')", {}),
+        ("python", "import atexit\natexit.register(print, 'atexit ran')\nprint('main')", {}),
+        (
+            "python",
+            "import threading, time\n"
+            "def later():\n    time.sleep(0.2)\n    print('thread done')\n"
+            "threading.Thread(target=later).start()\nprint('main done')",
+            {},
+        ),
+        ("python", "class A:\n    def __del__(self):\n        print('finalized')\na = A()", {}),
+        ("python", "import sys\nsys.stdout.write('no newline')\nraise SystemExit(None)", {}),
+        ("python", "import os, sys\nsys.stdout.flush()\nos.close(1)\nprint('lost')", {}),
+        (
+            "python",
+            "from lib.util import f\nprint(f())",
+            {"files": {"lib/util.py": "def f(): return 42", "lib/__init__.py": ""}},
+        ),
+        (
+            "javascript",
+            "console.log(process.argv.slice(2), require.main === module)\nprocess.exit(4)",
+            {"args": ["x"]},
+        ),
+        ("javascript", "console.log(Object.keys(require.cache), module.children.length)", {}),
+        ("javascript", "import os from 'node:os';\nconsole.log(typeof os.cpus, import.meta.url)", {}),
+        (
+            "javascript",
+            "console.log(require('./util.js').f())",
+            {"files": {"util.js": "exports.f = () => 42"}},
+        ),
+        (
+            "javascript",
+            "process.stdin.on('data', (d) => process.stdout.write(d.toString().toUpperCase()))",
+            {"stdin": "shout"},
+        ),
+        (
+            "typescript",
+            "import { f } from './util';\nconst x: number = await Promise.resolve(f());\nconsole.log(x, process.argv.slice(2))",
+            {"files": {"util.ts": "export const f = (): number => 42"}, "args": ["t"]},
+        ),
+        ("typescript", "const a: number = 1;\n\nthrow new Error('line three');", {}),
+        ("typescript", "console.log(typeof module, typeof require, process.argv.length)", {"args": ["a"]}),
+        ("typescript", "exports.x = 1;\nconsole.log(typeof module, import.meta.url)", {}),
+        (
+            "typescript",
+            "process.stdin.on('data', (d) => process.stdout.write(String(d).toUpperCase()));\nprocess.exitCode = 3;",
+            {"stdin": "shout"},
+        ),
+        ("typescript", "Promise.reject(new Error('unhandled'));", {}),
+        ("typescript", "const x: number = ;", {}),
+        (
+            "typescript",
+            "class C { accessor n = 1 }\n{ using r = { [Symbol.dispose]() {} }; }\nconsole.log(new C().n)",
+            {},
+        ),
+        (
+            "bash",
+            'echo "$0" "$@"; read -r line; echo "got $line"; exit 7',
+            {"args": ["p q"], "stdin": "in\n"},
+        ),
+        ("bash", "trap '' PIPE; exec dd if=/dev/zero of=big bs=1M count=100", {}),
+        ("bash", "env | sort | grep -v '^_=' ", {}),
+    ],
+)
+def test_a_warm_run_matches_a_cold_one(api, settings, language, code, body):
+    cold, warm = run_both(api, settings, language, code, **body)
+    assert {k: warm[k] for k in COMPARED} == {k: cold[k] for k in COMPARED}
+
+
+@pytest.mark.parametrize(
+    "language, code, body",
+    [
+        ("python", "while True: pass", {"timeout": 400}),
+        ("python", "x = bytearray(200 * 1024 * 1024)", {"memory": 64}),
+        ("javascript", "const a = []; for (;;) a.push(Buffer.alloc(1 << 20, 1));", {"memory": 96}),
+        ("python", "while True:\n    print('y' * 99)", {}),
+        (
+            "python",
+            "fs = []\ntry:\n    while True:\n        fs.append(open('/dev/null'))\nexcept OSError as e:\n    print(e.errno)",
+            {},
+        ),
+        (
+            "python",
+            "import os\nn = 0\ntry:\n    while True:\n        if os.fork() == 0:\n            import time; time.sleep(5); os._exit(0)\n        n += 1\nexcept OSError as e:\n    print(e.errno, n < 64)",
+            {"timeout": 3000},
+        ),
+        ("bash", "head -c 20M /dev/zero > big; echo $?", {}),
+    ],
+)
+def test_every_limit_holds_in_a_warm_sandbox(api, settings, language, code, body):
+    cold, warm = run_both(api, settings, language, code, **body)
+    assert (warm["status"], warm["stdout"][:200], warm["signal"]) == (
+        cold["status"],
+        cold["stdout"][:200],
+        cold["signal"],
+    )
+
+
+def test_a_warm_sandbox_serves_one_run_only(api, settings):
+    settings.RUNNER_POOL_SIZE = 1
+    api.run("bash", "true")
+    assert POOL.settle()
+    api.run("bash", "echo left > /tmp/mark")
+    assert POOL.settle()
+    second = api.run("bash", "ls /tmp; echo $$")
+    assert "mark" not in second["stdout"]
+    assert STARTS["warm"] >= 2
+
+
+def test_idle_time_is_not_run_time(api, settings):
+    settings.RUNNER_POOL_SIZE = 1
+    api.run("bash", "true")
+    assert POOL.settle()
+    time.sleep(1.5)  # the sandbox waits, but its clock starts at hand-over
+    before = STARTS["warm"]
+    result = api.run("python", "import time\ntime.sleep(0.3)\nprint('done')", timeout=1000)
+    assert STARTS["warm"] == before + 1
+    assert result["status"] == "ok" and result["stdout"] == "done\n"
+    assert 250 <= result["duration"] < 1000
+
+
+def test_an_empty_pool_means_a_cold_start_never_a_refusal(api, settings):
+    settings.RUNNER_POOL_SIZE = 1
+    api.run("bash", "true")
+    assert POOL.settle()
+    before = dict(STARTS)
+    results = [api.run("python", "print(1)") for _ in range(3)]  # faster than the pool refills
+    assert all(r["stdout"] == "1\n" for r in results)
+    assert STARTS["warm"] + STARTS["cold"] == sum(before.values()) + 3
+
+
+def test_a_waiting_sandbox_yields_the_cpu_and_a_taken_one_gets_it_back(api, settings):
+    from sandbox import cgroups
+
+    support = cgroups.support()
+    if not support.has("cpu"):
+        pytest.skip("no cpu controller on this host")
+    settings.RUNNER_POOL_SIZE = 1
+    api.run("bash", "true")
+    assert POOL.settle()
+
+    def weight(box) -> int:
+        if support.version == 2:
+            return int(open(f"{box.cgroup.dirs['']}/cpu.weight").read())
+        return int(open(f"{box.cgroup.dirs['cpu']}/cpu.shares").read())
+
+    from runner import conf
+
+    box = POOL.take("python", conf.backend().pool, conf.get().defaults)
+    try:
+        # Taken: back to the default weight (v1 shows it as 1024 shares).
+        assert weight(box) in (cgroups.DEFAULT_CPU_WEIGHT, 1024)
+        assert POOL.settle()
+        waiting = POOL._boxes["python"][0]
+        assert weight(waiting) * 50 <= weight(box)  # 1 against 100, or 10 shares against 1024
+    finally:
+        box.discard()
+
+
+def test_size_zero_turns_the_pool_off(api, settings):
+    settings.RUNNER_POOL_SIZE = 0
+    before = STARTS["warm"]
+    assert api.run("python", "print(2)")["stdout"] == "2\n"
+    assert STARTS["warm"] == before
+
+
+def test_the_sweep_removes_the_empty_cgroups_an_earlier_server_of_ours_left(monkeypatch):
+    """Also the empty ones it kept for reuse; but not those of a server still running."""
+    import os
+
+    from runner import conf
+    from sandbox import cgroups, pool
+
+    support = cgroups.support()
+    if not support.version:
+        pytest.skip("no cgroups on this host")
+    made = []
+    for mount in support.mounts.values():
+        parent = os.path.join(mount, conf.get().host.cgroup_parent)
+        names = (
+            "slot7-deadbeef0001",  # made before the maker's pid was in the name
+            "pool107-deadbeef0002",
+            "other-deadbeef0003",
+            f"slot8-pid{os.getppid()}-00000004",  # a live process's
+            "pool9-pid999999999-00000005",  # no such process
+            f"slot10-pid{os.getpid()}-00000006",  # an earlier process's that had this pid
+        )
+        for name in names:
+            os.makedirs(os.path.join(parent, name), exist_ok=True)
+            made.append(os.path.join(parent, name))
+    # And a spare this process keeps for reuse, made (as any group here) with this pid.
+    spare = cgroups.Cgroup.create(
+        support,
+        conf.get().host.cgroup_parent,
+        cgroups.name("slot", 11),
+        memory_bytes=1 << 26,
+        pids=8,
+        cpus=1.0,
+    )
+    assert spare.release()
+    monkeypatch.setattr(pool, "SWEEP_AGE_SECONDS", -1)  # as if they were made long ago
+    try:
+        pool._sweep(conf.get().host)
+        left = {os.path.basename(path) for path in made if os.path.isdir(path)}
+        # Only what a server of ours makes is swept, and only once that server is gone.
+        assert left == {"other-deadbeef0003", f"slot8-pid{os.getppid()}-00000004"}
+        assert all(os.path.isdir(d) for d in spare.dirs.values())
+    finally:
+        for path in made:
+            if os.path.isdir(path):
+                os.rmdir(path)
+        cgroups.remove_spares()
