@@ -4,6 +4,8 @@ import json
 from django.db import models
 from django.urls import reverse
 
+from runner.wire import SnippetLinks, SnippetRecord
+
 ID_LENGTH = 11
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
@@ -54,19 +56,23 @@ class Snippet(models.Model):
     def embed_url(self) -> str:
         return reverse("embed", args=[self.id])
 
-    def links(self, request) -> dict:
+    def _links(self, request) -> dict:
         return {
             "id": self.id,
             "url": request.build_absolute_uri(self.get_absolute_url()),
-            "embedUrl": request.build_absolute_uri(self.embed_url()),
+            "embed_url": request.build_absolute_uri(self.embed_url()),
         }
 
+    def links(self, request) -> dict:
+        return SnippetLinks(**self._links(request)).model_dump(mode="json", by_alias=True)
+
     def to_dict(self, request) -> dict:
-        return {
-            **self.links(request),
-            "language": self.language,
-            "code": self.code,
-            "stdin": self.stdin,
-            "title": self.title,
-            "createdAt": self.created_at.isoformat().replace("+00:00", "Z"),
-        }
+        record = SnippetRecord(
+            **self._links(request),
+            language=self.language,
+            code=self.code,
+            stdin=self.stdin,
+            title=self.title,
+            created_at=self.created_at,
+        )
+        return record.model_dump(mode="json", by_alias=True)

@@ -12,7 +12,7 @@ from engine.spec import RunSpec
 
 from . import conf
 from .rates import Rate, setting_rate
-from .wire import ExecutionRecord
+from .wire import ExecutionRecord, Usage
 
 
 class ExecutionQuerySet(models.QuerySet):
@@ -182,9 +182,7 @@ class ApiKey(models.Model):
 
     def usage(self) -> dict:
         rate = self.rate_limit(conf.get().key_rate_limit)
-        return {
-            "name": self.name,
-            "runs": self.runs,
-            "creditsRemaining": self.credits,
-            "rateLimit": str(rate) if rate else None,
-        }
+        usage = Usage(
+            name=self.name, runs=self.runs, credits_remaining=self.credits, rate_limit=rate and str(rate)
+        )
+        return usage.model_dump(by_alias=True)

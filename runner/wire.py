@@ -78,6 +78,8 @@ class SnippetRequest(BaseModel):
 
 
 class SnippetLinks(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
     id: str = Field(description="Short, and derived from the content: the same content has the same id.")
     url: str = Field(description="The share link, which opens the snippet in the editor.")
     embed_url: str = Field(alias="embedUrl", description="A page made for an iframe.")
@@ -93,6 +95,8 @@ class SnippetRecord(SnippetLinks):
 
 class Usage(BaseModel):
     """GET /api/usage: what an API key has used."""
+
+    model_config = ConfigDict(populate_by_name=True)
 
     name: str
     runs: int
