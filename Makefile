@@ -19,7 +19,7 @@ SYSTEM_COMMANDS := bwrap cc musl-gcc node npm /usr/bin/python3
 # reads the same files); installed below when missing.
 LANGUAGE_PACKAGES := $(shell $(PYTHON) -c 'import glob, tomllib; print(" ".join(sorted({p for f in glob.glob("languages/*.toml") for p in tomllib.load(open(f, "rb")).get("packages", [])})))')
 
-.PHONY: install system browser run test lint check bench clean
+.PHONY: install dev system browser run test lint check bench clean
 
 SCRIPTS := node-preload.cjs pool-loader.py pool-loader.cjs
 BINARIES := sandbox-launch sandbox-init pool-exec
@@ -28,6 +28,9 @@ TOOLS := $(addprefix $(TOOLS_DIR)/,$(BINARIES)) $(TOOLS_DIR)/esbuild $(TOOLS_DIR
 FRONTEND_SOURCES := $(wildcard frontend/src/*.js)
 
 install: system $(VENV)/.installed runtimes/node_modules/.installed $(TOOLS) static/build/.built
+
+# The test suite, its clients and the linter: make test only; the server never loads them.
+dev: install $(VENV)/.dev-installed
 
 system:
 	@missing=""; for c in $(SYSTEM_COMMANDS); do command -v $$c >/dev/null || missing="$$missing $$c"; done; \
@@ -60,6 +63,10 @@ $(VENV)/.installed: requirements.txt
 	# requirements.txt pins every package: --no-deps keeps out what it leaves out on purpose
 	# (daphne's TLS extras: TLS ends at the reverse proxy, and they cost 5 MiB a server).
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps -r requirements.txt
+	@touch $@
+
+$(VENV)/.dev-installed: requirements-dev.txt $(VENV)/.installed
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -r requirements-dev.txt
 	@touch $@
 
 runtimes/node_modules/.installed: runtimes/package.json runtimes/package-lock.json
@@ -112,7 +119,7 @@ run: install
 	$(PY) manage.py collectstatic --noinput -v 0
 	RUNNER_TOOLS_DIR=$(TOOLS_DIR) $(PY) manage.py serve --host $(HOST) --port $(PORT)
 
-lint: install
+lint: dev
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 
