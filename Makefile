@@ -84,9 +84,9 @@ static/build/.built: frontend/node_modules/.installed $(FRONTEND_SOURCES)
 
 # The tools are bound into every sandbox, so they live where the sandbox's
 # unprivileged uid can read them, not inside this checkout (which may sit under /root).
-# They are linked statically against musl: about 50 KiB each where glibc's static runtime
-# makes 770 KiB, and every run execs two of them (sandbox-launch, sandbox-init), each about
-# 0.3 ms sooner; a waiting sandbox's sandbox-init holds 0.1 MiB instead of 0.7. musl ships
+# They are linked statically against musl, so they load no shared library of the host's, and
+# are a fraction of the size of glibc's static runtime: every run execs two of them
+# (sandbox-launch, sandbox-init), and a waiting sandbox holds its init (bench/NOTES.md). musl ships
 # no kernel headers: sandbox-launch's <linux/capability.h> comes from Debian's, through a
 # directory that holds nothing else, so no glibc header can stand in for one of musl's.
 KERNEL_INCLUDE := .build/kernel-include

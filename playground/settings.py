@@ -95,7 +95,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
-# The JSON API's own, lean stack (playground.asgi.ApiHandler): async only, no cookies.
+# The JSON API's own, lean stack (runner.handler.ApiHandler): async only, no cookies.
 API_MIDDLEWARE = [
     "runner.middleware.api_cors",
 ]
@@ -123,7 +123,7 @@ DATABASES = {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": env_str("SQLITE_PATH", str(DATA_DIR / "db.sqlite3")),
         # Kept open: closing the last connection checkpoints the WAL, milliseconds a request.
-        # The API's database work runs on one long-lived thread (playground.asgi.ApiHandler),
+        # The API's database work runs on one long-lived thread (runner.handler.ApiHandler),
         # so in practice this is one connection, checked after each API request (before
         # each page request).
         "CONN_MAX_AGE": None,

@@ -20,9 +20,8 @@ class ApiHandler(ASGIHandler):
     """Django for the JSON API, through settings.API_MIDDLEWARE instead of MIDDLEWARE.
 
     The pages need sessions, CSRF, auth and messages, and Django runs those sync-only
-    middlewares of an async request in a worker thread, a hand-off each way: about 3 ms
-    of every request on a small machine, about what a pre-warmed Python run itself takes.
-    The API reads no cookie and renders no form, so its requests skip them; what it
+    middlewares of an async request in a worker thread, a hand-off each way for each
+    (bench/NOTES.md measures it). The API reads no cookie and renders no form, so its requests skip them; what it
     needs (CORS, security headers) is written as async middleware.
     """
 
@@ -36,7 +35,7 @@ class ApiHandler(ASGIHandler):
 
         That signal's receivers (close_old_connections, reset_queries) are synchronous, so
         Django runs them in the database thread: a hand-off there and back before every
-        view, about 0.3 ms of each API request on a small machine. The same connection
+        view. The same connection
         check still runs once per request, after it: request_finished is sent as the
         response closes, in that same thread, once the answer has gone. So a connection
         that broke or aged is closed before the next request can use it, and

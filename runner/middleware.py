@@ -1,7 +1,7 @@
 """CORS for the JSON API: any page, even one opened from disk, may call it from a browser.
 
 Also the one security header a JSON answer needs (Django's SecurityMiddleware sets it on
-pages; the API's own stack, playground.asgi.ApiHandler, runs without that middleware).
+pages; the API's own stack, runner.handler.ApiHandler, runs without that middleware).
 """
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction

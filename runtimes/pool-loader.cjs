@@ -67,8 +67,8 @@ function placeFiles(files) {
 }
 
 // A hand-over of one empty file, /dev/null, and one argument: parsed and placed while the
-// sandbox waits, it compiles the code a run's own hand-over goes through (about 0.3 ms of
-// it, outside the sandbox), and writes nothing anywhere.
+// sandbox waits, it compiles the code a run's own hand-over goes through, and writes nothing
+// anywhere.
 const SAMPLE_RUN = "00000001000000092f6465762f6e756c6c000000000000000000000001000000047761726d";
 
 // `require` in both module kinds: CommonJS has its own, which this keeps; an ES module gets
@@ -128,8 +128,8 @@ async function main() {
   if (mode === "wait") {
     if (esbuild) {
       // Start esbuild's service and put it through the run's kind of build: this file, read
-      // as TypeScript (esbuild's first build from a file costs about 2 ms more than later
-      // ones, and one from stdin does not count). Then load Node's ES module loader, and
+      // as TypeScript (esbuild's first build from a file costs more than later ones, and one
+      // from stdin does not count). Then load Node's ES module loader, and
       // start libuv's thread pool (the first asynchronous file read starts its threads), so
       // that the run pays for none of them.
       await esbuild.build({ ...buildOptions(__filename), loader: { ".cjs": "ts" }, logLevel: "silent" });

@@ -5,9 +5,9 @@ sandbox and every process it starts, so the limits charge all of them, and
 ending a run can kill all of them and prove that nothing is left.
 
 A group whose sandbox is gone is kept as a spare and given to a later sandbox,
-rather than removed and made again: on cgroup v1, making a group, setting its
-limits and removing it cost about 0.6 ms of CPU more than reusing one, and a
-fifth of the server's CPU under load went to cgroup files. A group is reused
+rather than removed and made again: making, limiting and removing a group costs
+the server several writes to cgroup files per run (bench/NOTES.md has the
+measurements). A group is reused
 only when it is provably empty and holds next to no memory charge, and it gets
 every limit of its new sandbox; its OOM count starts again from zero.
 """

@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 
 from . import cgroups, handover
 from .box import Sandbox
-from .spec import RUN_CGROUP_PREFIX, BoxSpec, Host, Limits, SandboxError
+from .spec import RUN_CGROUP_PREFIX, BoxSpec, Host, SandboxError
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +32,8 @@ POOL_UID_OFFSET = 100
 POOL_UIDS = 1000
 CGROUP_PREFIX = "pool"
 IDLE_CHECK_SECONDS = 1.0
-# A refill waits this long after a sandbox is taken: launching one holds the GIL for about
-# a millisecond, which would otherwise land in the middle of the run that just took one.
+# A refill waits this long after a sandbox is taken: launching one holds the GIL a while,
+# which would otherwise land in the middle of the run that just took one.
 REFILL_DELAY_SECONDS = 0.01
 SWEEP_AGE_SECONDS = 10
 
@@ -83,8 +83,11 @@ class Pool:
             self._swept = True
             _sweep(config.host)
 
-    def take(self, name: str, config: PoolConfig, limits: Limits) -> Sandbox | None:
-        """A waiting sandbox for this name, given the run's limits; None: the caller starts one cold."""
+    def take(self, name: str, config: PoolConfig) -> Sandbox | None:
+        """A waiting sandbox for this name, or None: the caller starts one cold.
+
+        The caller gives it the run's limits (Sandbox.set_limits) before its hand-over.
+        """
         with self._lock:
             if config != self._config:
                 return None
@@ -96,14 +99,9 @@ class Pool:
         if box.process.returncode is None and not box.process.reap():
             try:
                 box.restore_cpu_weight()
+                return box
             except OSError as e:
                 log.error("cannot give a pooled sandbox its CPU weight back: %s", e)
-            else:
-                try:
-                    box.set_limits(limits)
-                    return box
-                except OSError:
-                    pass  # already using more memory than this run may: it starts cold instead
         # It died while it waited (the host killed it), or can't be set up: never hand it out.
         _discard(box)
         return None

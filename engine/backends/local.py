@@ -109,8 +109,8 @@ class LocalBackend:
                 f"code execution is disabled: the sandbox can't isolate on this host ({failure})"
             )
         if spec.compile_limits is not None:
-            # Compile stages run in the run's own sandbox: sandbox-init learns them with the
-            # compiled languages. Until then no language file may have one (engine.languages).
+            # A compile stage runs in the run's own sandbox, which sandbox-init learns to do
+            # with the compiled languages; no language file has one yet.
             raise SandboxError(f"{spec.language}: this host's sandbox has no compile stage yet")
         lang = languages.get(spec.language)
         slot = await self.slots.acquire()
@@ -139,12 +139,14 @@ class LocalBackend:
         POOL.ensure(self.pool)  # with size 0 too: it also sweeps what a crashed server left
         if not self.pool.size:
             return None
-        box = POOL.take(lang.name, self.pool, spec.limits)
+        box = POOL.take(lang.name, self.pool)
         if box is None:
             return None
         try:
+            box.set_limits(spec.limits)
             await hand_over(box, spec.sources(lang.filename), list(spec.args), stdin)
         except OSError:
+            # Already using more memory than this run may: it starts cold instead.
             await box.destroy()
             return None
         return box

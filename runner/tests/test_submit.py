@@ -10,17 +10,21 @@ from websockets.sync.client import connect
 
 from conftest import LIVE_CGROUP_PARENT, LIVE_UID_BASES, Server
 
+LIVE = {"RUNNER_UID_BASE": str(LIVE_UID_BASES[0]), "RUNNER_CGROUP_PARENT": LIVE_CGROUP_PARENT}
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    env = {
-        "RUNNER_UID_BASE": str(LIVE_UID_BASES[0]),
-        "RUNNER_CGROUP_PARENT": LIVE_CGROUP_PARENT,
-        "RUNNER_CONCURRENCY": "1",
-        "RUNNER_QUEUE_SIZE": "0",
-        "RUNNER_POOL_SIZE": "0",
-    }
-    with Server(tmp_path_factory.mktemp("submit"), **env) as running:
+
+@pytest.fixture
+def busy_server(tmp_path):
+    """One execution slot and no queue: a second run while one runs is refused as busy."""
+    with Server(
+        tmp_path, **LIVE, RUNNER_CONCURRENCY="1", RUNNER_QUEUE_SIZE="0", RUNNER_POOL_SIZE="0"
+    ) as running:
+        yield running
+
+
+@pytest.fixture
+def server(tmp_path):
+    with Server(tmp_path, **LIVE) as running:
         yield running
 
 
@@ -57,7 +61,8 @@ def holding_the_only_slot(server):
     return thread
 
 
-def test_a_run_refused_as_busy_costs_nothing_on_either_door(server):
+def test_a_run_refused_as_busy_costs_nothing_on_either_door(busy_server):
+    server = busy_server
     secret = issue_key(server, credits=5)
     holder = holding_the_only_slot(server)
     try:

@@ -180,7 +180,7 @@ def test_a_waiting_sandbox_yields_the_cpu_and_a_taken_one_gets_it_back(api, sett
 
     from runner import conf
 
-    box = POOL.take("python", conf.backend().pool, conf.get().defaults)
+    box = POOL.take("python", conf.backend().pool)
     try:
         # Taken: back to the default weight (v1 shows it as 1024 shares).
         assert weight(box) in (cgroups.DEFAULT_CPU_WEIGHT, 1024)
