@@ -203,6 +203,15 @@ def members(group: str) -> list[int]:
         return []
 
 
+def launching(pid: int) -> bool:
+    """sandbox-launch, still root for the moment before it drops to its sandbox's uid."""
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip() == "sandbox-launch"
+    except FileNotFoundError:
+        return True  # gone meanwhile
+
+
 def uid_of(pid: int) -> int | None:
     try:
         return os.stat(f"/proc/{pid}").st_uid
@@ -248,7 +257,7 @@ def live_leftovers(uid_base: int) -> list[str]:
             pids = members(path)
             if not pids:
                 empty.append(path)
-            elif len(pids) > 4 or any(uid_of(pid) not in pool_uids for pid in pids):
+            elif len(pids) > 4 or any(uid_of(pid) not in pool_uids and not launching(pid) for pid in pids):
                 found.append(f"cgroup {path} ({len(pids)} processes)")
         if len(empty) > cgroups.SPARE_GROUPS * len(LIVE_UID_BASES):
             found += [f"empty cgroup {path} beyond the spares" for path in empty]

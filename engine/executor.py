@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 
 # After a kill, how long the pipes may take to reach EOF before we stop waiting.
 DRAIN_SECONDS = 2.0
+# While a killed run drains, the kill is repeated this often: a kill that came while the
+# sandbox was still starting finds no program yet, and the next one finds it.
+KILL_AGAIN_SECONDS = 0.05
 
 
 class Stage:
@@ -97,6 +100,7 @@ class Run:
         self._early_eof = False
         self._flushing = False
         self._flush_task: asyncio.Task | None = None
+        self._waiting: asyncio.Future | None = None  # the supervisor's wait for the next event
 
     @property
     def warm(self) -> bool:
@@ -164,6 +168,9 @@ class Run:
             stage.ended_by = reason
             if self.handle:
                 self.handle.kill()
+            if self._waiting is not None:
+                # Wake the supervisor now, not at its next event: it drains, and kills again.
+                self._waiting.cancel()
 
     async def events(self) -> AsyncIterator[Event]:
         self.handle = await self.backend.start(self.spec, interactive=self.interactive)
@@ -206,14 +213,29 @@ class Run:
                 # Killed: the tree dies at once; give its pipes a moment to reach EOF.
                 draining = True
                 deadline = loop.time() + DRAIN_SECONDS
+            wait = deadline - loop.time()
+            if draining:
+                wait = min(wait, KILL_AGAIN_SECONDS)
+            # Cancelling a wait for the handle's next event loses nothing (the Handle protocol).
+            self._waiting = asyncio.ensure_future(self.handle.receive())
             try:
-                event = await asyncio.wait_for(self.handle.receive(), max(0.0, deadline - loop.time()))
-            except TimeoutError:
-                if stage.ended_by is None:
+                done, _ = await asyncio.wait([self._waiting], timeout=max(0.0, wait))
+            except asyncio.CancelledError:
+                self._waiting.cancel()
+                raise
+            if not done:
+                self._waiting.cancel()
+            getter, self._waiting = self._waiting, None
+            if not done or getter.cancelled():
+                if not done and stage.ended_by is None:
                     self._end(stage, "timeout")
-                    continue
-                log.error("run %s: output pipes still open %ss after the kill", self.id, DRAIN_SECONDS)
-                break
+                elif stage.ended_by and loop.time() >= deadline and draining:
+                    log.error("run %s: output pipes still open %ss after the kill", self.id, DRAIN_SECONDS)
+                    break
+                elif draining:
+                    self.handle.kill()
+                continue
+            event = getter.result()
             if not isinstance(event, Chunk):
                 # The program exited: the sandbox's init then ends whatever is left in it, so
                 # strays holding the pipes die and both reach EOF.

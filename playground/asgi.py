@@ -54,6 +54,19 @@ def body_limit(app, limit: int):
     return guarded
 
 
+def known_paths_only(router, patterns):
+    """A websocket to a path no route serves is refused at the handshake (HTTP 403), not a 500."""
+    paths = {"/" + str(p.pattern) for p in patterns}
+
+    async def route(scope, receive, send):
+        if scope["path"] in paths:
+            return await router(scope, receive, send)
+        await receive()  # websocket.connect
+        await send({"type": "websocket.close", "code": 4404})  # before accept: daphne answers 403
+
+    return route
+
+
 def by_path(api, pages, prefix: str, page_paths: tuple[str, ...] = ()):
     """HTTP under prefix to api, the rest (and the pages among it, page_paths) to pages."""
 
@@ -92,6 +105,6 @@ application = ProtocolTypeRouter(
         "http": body_limit(
             by_path(ApiHandler(), django_app, "/api/", ("/api/docs",)), settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         ),
-        "websocket": URLRouter(websocket_urlpatterns),
+        "websocket": known_paths_only(URLRouter(websocket_urlpatterns), websocket_urlpatterns),
     }
 )

@@ -58,7 +58,6 @@ def secret_key() -> str:
         return os.environ["SECRET_KEY"]
     path = DATA_DIR / "secret_key"
     if not path.exists():
-        DATA_DIR.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(secrets.token_urlsafe(50))
@@ -66,6 +65,9 @@ def secret_key() -> str:
 
 
 DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / ".data")))
+# Made in every case, not only when a key is generated: the database lives here too, and an
+# operator's first start sets SECRET_KEY.
+DATA_DIR.mkdir(parents=True, exist_ok=True)
 SECRET_KEY = secret_key()
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = [h.strip() for h in env_str("ALLOWED_HOSTS", "*").split(",") if h.strip()]
@@ -230,8 +232,14 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"without_traceback": {"()": "playground.logs.WithoutTraceback"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "brief": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["without_traceback"]},
+    },
     "loggers": {
-        "runner": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO"), "propagate": False}
+        "runner": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO"), "propagate": False},
+        # A request with a Host outside ALLOWED_HOSTS is answered 400 and logged in one line.
+        "django.security.DisallowedHost": {"handlers": ["brief"], "level": "WARNING", "propagate": False},
     },
 }

@@ -16,5 +16,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
 ]
 
+handler400 = "playground.views.bad_request"
 handler404 = "playground.views.not_found"
 handler500 = "playground.views.server_error"

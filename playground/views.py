@@ -6,7 +6,8 @@ from django.conf import settings
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.clickjacking import xframe_options_exempt
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
+from django.views.defaults import bad_request as html_bad_request
 from django.views.defaults import page_not_found
 from django.views.defaults import server_error as html_server_error
 
@@ -37,17 +38,17 @@ def _editor(request, snippet=None):
     return render(request, "playground/editor.html", {"config": config, "snippet": snippet})
 
 
-@require_GET
+@require_safe
 def home(request):
     return _editor(request)
 
 
-@require_GET
+@require_safe
 def snippet_page(request, id):
     return _editor(request, get_object_or_404(Snippet, id=id))
 
 
-@require_GET
+@require_safe
 def snippet_raw(request, id):
     snippet = get_object_or_404(Snippet, id=id)
     response = HttpResponse(snippet.code, content_type="text/plain; charset=utf-8")
@@ -56,7 +57,7 @@ def snippet_raw(request, id):
 
 
 @xframe_options_exempt
-@require_GET
+@require_safe
 def embed(request, id):
     """A compact page made for iframes: any site may frame it."""
     snippet = get_object_or_404(Snippet, id=id)
@@ -81,7 +82,7 @@ def _embed_script() -> bytes:
         raise Http404("embed.js is not built: run make") from None
 
 
-@require_GET
+@require_safe
 def embed_js(request):
     """The one-script embed for documentation sites."""
     response = HttpResponse(_embed_script(), content_type="text/javascript; charset=utf-8")
@@ -102,6 +103,13 @@ async def healthz(request):
     if failure:
         body["error"] = failure
     return JsonResponse(body, status=200 if failure is None else 503)
+
+
+def bad_request(request, exception=None):
+    # A Host outside ALLOWED_HOSTS, among others; under /api/ the answer is JSON.
+    if request.path.startswith("/api/"):
+        return JsonResponse({"error": "bad request"}, status=400)
+    return html_bad_request(request, exception)
 
 
 def not_found(request, exception=None):

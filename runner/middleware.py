@@ -44,6 +44,7 @@ def api_cors(get_response):
     if iscoroutinefunction(get_response):
 
         async def middleware(request):
+            request.get_host()  # ALLOWED_HOSTS holds for the API too: DisallowedHost answers 400
             return _preflight(request) or _decorate(request, await get_response(request))
 
         markcoroutinefunction(middleware)

@@ -6,6 +6,7 @@ same message from each; a failure is a neutral Refused, which the door renders.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import replace
 
@@ -51,7 +52,26 @@ def _describe(error: dict) -> Refused:
     return Refused("invalid", f"field {where} {words}", field=name)
 
 
+class _Duplicate(Exception):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, object]]) -> dict:
+    keys = [k for k, _ in pairs]
+    for k in keys:
+        if keys.count(k) > 1:
+            raise _Duplicate(k)
+    return dict(pairs)
+
+
 def parse_body(body: bytes | str, model: type[BaseModel] = RunRequest):
+    # A key given twice would silently mean its last value (two "language"s run the second).
+    try:
+        json.loads(body, object_pairs_hook=_no_duplicates)
+    except _Duplicate as e:
+        raise Refused("invalid", f"the key {e.args[0]!r} is given twice", field=e.args[0]) from None
+    except (ValueError, UnicodeDecodeError):
+        pass  # not JSON: pydantic says how, below
     try:
         return model.model_validate_json(body)
     except ValidationError as e:

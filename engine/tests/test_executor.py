@@ -249,3 +249,28 @@ def test_a_spec_travels_as_json_and_comes_back_the_same():
         "python", "x", "in", ("a",), {"f.py": "y"}, Limits(timeout_ms=5), Limits(memory_mib=512)
     )
     assert RunSpec.from_json(json.loads(json.dumps(original.to_json()))) == original
+
+
+class MissedKillHandle(FakeHandle):
+    """The race of a kill that comes while the sandbox starts: the first kill finds nothing."""
+
+    def kill(self):
+        self.killed += 1
+        if self.killed > 1:
+            super().kill()
+
+
+async def test_a_kill_that_finds_no_program_yet_is_repeated_until_one_lands():
+    backend = FakeBackend(["hang"])
+    backend_start = backend.start
+
+    async def start(spec, *, interactive):
+        handle = await backend_start(spec, interactive=interactive)
+        handle.__class__ = MissedKillHandle
+        return handle
+
+    backend.start = start
+    run = Run(spec(), backend)
+    run.kill()
+    result = await asyncio.wait_for(events(run), 1)
+    assert result[-1].result.status == "killed" and backend.handle.killed >= 2

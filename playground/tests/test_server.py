@@ -120,3 +120,78 @@ def test_a_server_stopped_just_after_an_answer_leaves_nothing_behind(tmp_path, l
         assert result["stdout"] == "bye\n"
     assert live_leftovers(LIVE_UID_BASES[1]) == []
     assert "Traceback" not in running.log()
+
+
+def test_a_first_start_with_an_operators_settings_serves(tmp_path):
+    """SECRET_KEY set, and a data directory that does not exist yet: the first thing an operator does."""
+    data = tmp_path / "srv" / "data"
+    env = {
+        "RUNNER_UID_BASE": str(LIVE_UID_BASES[0]),
+        "RUNNER_CGROUP_PARENT": LIVE_CGROUP_PARENT,
+        "DATA_DIR": str(data),
+        "SECRET_KEY": "an-operators-own-secret-key-" + "x" * 30,
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "DEBUG": "false",
+    }
+    with Server(tmp_path, **env) as running:
+        status, _, body = running.request("/api/run/bash?code=echo%20up")
+        assert (status, json.loads(body)["stdout"]) == (200, "up\n")
+    assert (data / "db.sqlite3").exists()
+    assert not (data / "secret_key").exists()  # the operator's key is used, none is made
+
+
+def runs_so_far(server) -> int:
+    _, _, body = server.request("/healthz")
+    runs = json.loads(body)["runs"]
+    return runs["warm"] + runs["cold"]
+
+
+@pytest.mark.parametrize("path", ["/", "/embed.js", "/healthz", "/api/runtimes"])
+def test_head_answers_as_get_does_for_uptime_monitors(server, path):
+    status, headers, body = server.request(path, method="HEAD")
+    assert (status, body) == (200, b"")
+
+
+def test_head_on_a_run_runs_nothing(server):
+    before = runs_so_far(server)
+    status, headers, body = server.request("/api/run/python?code=print(1)", method="HEAD")
+    assert status == 405 and "GET" in headers["allow"]
+    assert runs_so_far(server) == before
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "TRACE", "POST"])
+def test_the_docs_page_refuses_other_methods_with_json(server, method):
+    status, headers, body = server.request(
+        "/api/docs", data=b"" if method != "TRACE" else None, method=method
+    )
+    assert status == 405
+    assert json.loads(body)["error"].startswith(f"method {method} is not allowed")
+
+
+def test_a_websocket_to_an_unknown_path_is_refused_without_a_traceback(server):
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    with pytest.raises(InvalidStatus) as refused:
+        connect(server.url.replace("http://", "ws://") + "/ws/nope", open_timeout=10)
+    assert refused.value.response.status_code == 403
+    assert "Traceback" not in server.log() and "No route found" not in server.log()
+
+
+def test_a_bad_host_is_answered_400_and_logged_in_one_line(tmp_path):
+    env = {"RUNNER_UID_BASE": str(LIVE_UID_BASES[0]), "RUNNER_CGROUP_PARENT": LIVE_CGROUP_PARENT}
+    with Server(tmp_path, ALLOWED_HOSTS="playground.example", **env) as running:
+        status, _, body = running.request("/api/runtimes", headers={"Host": "evil.example"})
+        assert (status, json.loads(body)) == (400, {"error": "bad request"})
+        status, _, _ = running.request("/", headers={"Host": "evil.example"})
+        assert status == 400
+        log = running.log()
+    assert "Invalid HTTP_HOST header: 'evil.example'" in log
+    assert "Traceback" not in log
+
+
+def test_a_key_given_twice_is_refused_naming_it(server):
+    body = b'{"language": "python", "language": "bash", "code": "echo hi"}'
+    status, _, raw = server.request("/api/execute", body, {"Content-Type": "application/json"})
+    assert status == 400
+    assert json.loads(raw) == {"error": "the key 'language' is given twice", "field": "language"}

@@ -6,6 +6,7 @@ import sys
 import threading
 
 import pytest
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from conftest import LIVE_CGROUP_PARENT, LIVE_UID_BASES, Server
@@ -75,10 +76,15 @@ def test_a_run_refused_as_busy_costs_nothing_on_either_door(busy_server):
         with connect(server.url.replace("http://", "ws://") + f"/ws/execute?api_key={secret}") as ws:
             ws.send(json.dumps({"type": "run", "language": "bash", "code": "echo hi"}))
             frame = json.loads(ws.recv(timeout=10))
-        assert frame["type"] == "error" and "busy" in frame["error"]
+            # Refused, and closed with 4000 + the REST door's 503.
+            with pytest.raises(ConnectionClosed) as closed:
+                ws.recv(timeout=10)
+        assert frame["type"] == "error" and "busy" in frame["error"] and frame["retryAfter"] == 1
+        assert closed.value.rcvd.code == 4503
     finally:
         holder.join(15)
     assert usage(server, secret) == {"name": "paid", "runs": 0, "creditsRemaining": 5, "rateLimit": "600/min"}
+    assert "Exception inside application" not in server.log()
 
 
 def test_a_run_that_ran_costs_one_credit_on_either_door(server):

@@ -60,9 +60,13 @@ def api(method: str, summary: str, metered: bool = False, **openapi):
         @csrf_exempt
         @functools.wraps(view)
         async def wrapper(request, *args, **kwargs):
-            if request.method != method and not (method == "GET" and request.method == "HEAD"):
+            # HEAD is a GET without the body, except where a GET runs code: a HEAD runs nothing.
+            head = method == "GET" and request.method == "HEAD" and not metered
+            if request.method != method and not head:
                 response = error(405, f"method {request.method} is not allowed here; use {method}")
-                response["Allow"] = f"{method}, OPTIONS"
+                response["Allow"] = (
+                    f"{method}, OPTIONS" if metered or method != "GET" else "GET, HEAD, OPTIONS"
+                )
                 return response
             try:
                 if metered:

@@ -6,6 +6,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import JsonResponse
 from django.shortcuts import render
+from django.views.decorators.csrf import csrf_exempt
 
 from engine import languages
 from engine.results import RunResult
@@ -98,6 +99,11 @@ async def openapi_json(request):
     return JsonResponse(openapi.document(request))
 
 
+@csrf_exempt  # it changes nothing: a PUT or DELETE gets the 405 below, not a CSRF page
 async def docs(request):
     """The OpenAPI document, rendered for people."""
+    if request.method not in ("GET", "HEAD"):
+        response = error(405, f"method {request.method} is not allowed here; use GET")
+        response["Allow"] = "GET, HEAD"
+        return response
     return render(request, "runner/docs.html", {"doc": openapi.document(request), "debug": settings.DEBUG})

@@ -30,9 +30,16 @@ from ...submit import Submission, submit
 from ...wire import SocketRun
 
 log = logging.getLogger(__name__)
+# Close codes. A server may only close with 1000 or 3000-4999 (RFC 6455, which autobahn,
+# daphne's websocket layer, enforces): a refusal closes with 4000 + the HTTP status the REST
+# door answers the same request with, so 4400 is a bad request and 4503 busy. docs/api.md.
 NORMAL_CLOSURE = 1000
-POLICY_VIOLATION = 1008  # a first message that is not a valid run
-INTERNAL_ERROR = 1011
+BAD_REQUEST = 4400  # a first message that is not a valid run
+INTERNAL_ERROR = 4500
+
+
+def close_code(status: int) -> int:
+    return 4000 + status
 
 
 class ExecuteConsumer(AsyncWebsocketConsumer):
@@ -75,10 +82,15 @@ class ExecuteConsumer(AsyncWebsocketConsumer):
         if not self.gone:
             await self.send(json.dumps(message))
 
-    async def error(self, message: str, close: bool = False, code: int = POLICY_VIOLATION) -> None:
-        await self.frame({"type": "error", "error": message})
+    async def error(self, message: str, close: bool = False, code: int = BAD_REQUEST, **extra) -> None:
+        await self.frame({"type": "error", "error": message, **extra})
         if close and not self.gone:
             await self.close(code)
+
+    async def refused(self, e: Refused) -> None:
+        """A refusal as this door says it: its fields in an error frame, then the socket closes."""
+        body = e.to_wire()
+        await self.error(body.pop("error"), close=True, code=close_code(e.status), **body)
 
     async def on_run(self, message: dict, raw) -> None:
         if self.submission is not None:
@@ -90,7 +102,7 @@ class ExecuteConsumer(AsyncWebsocketConsumer):
             # The same rate limit, concurrency and credits as REST runs.
             self.submission = await submit(client, spec, interactive=req.interactive)
         except Refused as e:
-            return await self.error(e.message, close=True)
+            return await self.refused(e)
         self.task = asyncio.create_task(self.forward())
 
     async def on_stdin(self, message: dict, raw) -> None:
@@ -133,10 +145,13 @@ class ExecuteConsumer(AsyncWebsocketConsumer):
                     await self.frame({"type": "stage", "stage": event.stage, **event.result.to_frame()})
                 elif isinstance(event, Exited):
                     await self.frame(event.result.exit_frame())
-        except Busy:
-            return await self.error(BUSY_MESSAGE, True)
-        except (Unavailable, SandboxError) as e:
-            return await self.error(str(e), close=True)
+        except Busy as e:
+            return await self.refused(Refused("busy", BUSY_MESSAGE, retry_after=e.retry_after))
+        except Unavailable as e:
+            return await self.refused(Refused("unavailable", str(e)))
+        except SandboxError as e:
+            log.error("sandbox failure: %s", e)
+            return await self.error(f"the sandbox failed: {e}", close=True, code=INTERNAL_ERROR)
         except Exception:
             log.exception("run %s failed", self.submission.id)
             return await self.error("internal server error", close=True, code=INTERNAL_ERROR)

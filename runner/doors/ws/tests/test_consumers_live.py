@@ -82,3 +82,66 @@ def test_a_slow_reader_still_gets_every_frame_and_the_exit(server):
     text = "".join(f.get("data", "") for f in frames if f["type"] == "stdout")
     assert frames[-1]["status"] == "output_limit"
     assert len(text) == 1 << 20
+
+
+def closing_code(ws) -> int:
+    """The code the server closed the socket with, reading past any frames still coming."""
+    from websockets.exceptions import ConnectionClosed
+
+    try:
+        while True:
+            ws.recv(timeout=10)
+    except ConnectionClosed as e:
+        return e.rcvd.code
+
+
+@pytest.mark.parametrize(
+    "message, code, error",
+    [
+        ({"type": "run", "language": "python"}, 4400, "field 'code' is required"),
+        ({"type": "dance"}, 4400, "unknown message type"),
+        ({"type": "run", "language": "cobol", "code": "x"}, 4404, "unknown language"),
+        ({"type": "run", "language": "bash", "code": "x" * 300_000}, 4413, "ceiling"),
+    ],
+)
+def test_a_refused_first_message_closes_with_its_documented_code(server, message, code, error):
+    with connect(ws_url(server)) as ws:
+        ws.send(json.dumps(message))
+        frame = json.loads(ws.recv(timeout=10))
+        assert frame["type"] == "error" and error in frame["error"]
+        assert closing_code(ws) == code
+    assert "Exception inside application" not in server.log()
+
+
+def test_an_unknown_language_lists_the_known_ones_in_its_error_frame(server):
+    with connect(ws_url(server)) as ws:
+        ws.send(json.dumps({"type": "run", "language": "cobol", "code": "x"}))
+        frame = json.loads(ws.recv(timeout=10))
+    assert "python" in frame["languages"]
+
+
+def test_a_client_that_resets_right_after_its_run_frame_has_its_run_killed_at_once(server):
+    """However early the disconnect comes, even while the sandbox is still starting.
+
+    A kill that came before the sandbox's program existed used to be lost: the run went on
+    to its timeout (10 s) holding its slot. Its death may take a moment on a busy machine
+    (what is left of a run gets the CPU behind live runs), but never the timeout.
+    """
+    import socket
+    import struct
+
+    def all_gone_within(seconds: float) -> list[str]:
+        deadline = time.monotonic() + seconds
+        while live_leftovers(LIVE_UID_BASES[0]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return live_leftovers(LIVE_UID_BASES[0])
+
+    for _ in range(6):
+        with connect(ws_url(server)) as ws:
+            ws.send(json.dumps({"type": "run", "language": "bash", "code": "sleep 30 & sleep 30"}))
+            # A reset, not a close handshake: SO_LINGER 0 makes close() send RST at once.
+            ws.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            ws.socket.close()
+        time.sleep(0.5)  # by now the run has started, if it was not killed before it could
+        assert all_gone_within(5) == []
+    assert "output pipes still open" not in server.log()
