@@ -22,6 +22,7 @@ def _save(req: SnippetRequest) -> tuple[Snippet, bool]:
     request=SnippetRequest,
     response=SnippetLinks,
     errors=(400, 404, 405, 413),
+    created=True,
 )
 async def snippets(request):
     req = validation.parse_body(request.body, SnippetRequest)

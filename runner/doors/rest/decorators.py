@@ -31,6 +31,8 @@ class Operation:
     query: tuple[tuple[str, bool, str], ...] = ()  # (name, required, description)
     errors: tuple[int, ...] = ()
     path_params: dict[str, str] = field(default_factory=dict)
+    created: bool = False  # it answers 201 when it made something, 200 when it was there already
+    links: dict[str, dict] = field(default_factory=dict)  # OpenAPI links from its 200 answer
 
 
 def error(status: int, message: str, **extra) -> JsonResponse:

@@ -91,9 +91,16 @@ def document(request=None) -> dict:
             if op.many:
                 schema = {"type": "array", "items": schema}
             entry["responses"]["200"] = {
-                "description": "OK",
+                "description": "OK, as it was already" if op.created else "OK",
                 "content": {"application/json": {"schema": schema}},
             }
+            if op.created:
+                entry["responses"]["201"] = {
+                    "description": "Created",
+                    "content": {"application/json": {"schema": schema}},
+                }
+            if op.links:
+                entry["responses"]["200"]["links"] = op.links
         else:
             entry["responses"]["200"] = {"description": "OK", "content": {"application/json": {}}}
         error_schema = refs[(ErrorResponse, "serialization")]
@@ -104,6 +111,18 @@ def document(request=None) -> dict:
             }
         paths.setdefault(path, {})[op.method.lower()] = entry
     limits = config.defaults
+    schemas = defs.get("$defs", {})
+    # The request's limits take the server's ceilings (an API key may carry higher ones).
+    for name in ("RunRequest", "SocketRun"):
+        props = schemas.get(name, {}).get("properties", {})
+        for field, low, high in (
+            ("timeout", 1, config.max_timeout_ms),
+            ("memory", 16, config.max_memory_mib),
+        ):
+            if field in props:
+                for option in props[field].get("anyOf", [props[field]]):
+                    if option.get("type") == "integer":
+                        option.update(minimum=low, maximum=high)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -119,5 +138,5 @@ def document(request=None) -> dict:
         },
         "servers": [{"url": request.build_absolute_uri("/").rstrip("/")}] if request else [],
         "paths": paths,
-        "components": {"schemas": defs.get("$defs", {})},
+        "components": {"schemas": schemas},
     }

@@ -30,6 +30,16 @@ async def _run(request, req: RunRequest) -> JsonResponse:
     return response
 
 
+# A run's id leads to its stored execution.
+EXECUTION_LINK = {
+    "GetExecution": {
+        "operationId": "execution",
+        "parameters": {"id": "$response.body#/id"},
+        "description": "The stored run, with its code and output.",
+    }
+}
+
+
 @api(
     "POST",
     "Run code",
@@ -37,6 +47,7 @@ async def _run(request, req: RunRequest) -> JsonResponse:
     response=RunResult,
     errors=(400, 401, 402, 404, 405, 413, 429, 503),
     metered=True,
+    links=EXECUTION_LINK,
 )
 async def execute(request):
     return await _run(request, validation.parse_body(request.body))
@@ -50,6 +61,7 @@ async def execute(request):
     path_params={"language": "A language name or alias, in any case."},
     errors=(400, 401, 402, 404, 405, 413, 429, 503),
     metered=True,
+    links=EXECUTION_LINK,
 )
 async def run(request, language: str):
     if "code" not in request.GET:
@@ -106,4 +118,9 @@ async def docs(request):
         response = error(405, f"method {request.method} is not allowed here; use GET")
         response["Allow"] = "GET, HEAD"
         return response
-    return render(request, "runner/docs.html", {"doc": openapi.document(request), "debug": settings.DEBUG})
+    doc = openapi.document(request)
+    for methods in doc["paths"].values():
+        for op in methods.values():
+            body = op.get("requestBody", {}).get("content", {}).get("application/json", {})
+            op["request_name"] = body.get("schema", {}).get("$ref", "").rsplit("/", 1)[-1]
+    return render(request, "runner/docs.html", {"doc": doc, "debug": settings.DEBUG})

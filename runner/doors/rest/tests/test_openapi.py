@@ -68,3 +68,34 @@ def test_the_docs_page_renders_it_for_people(client):
     page = response.content.decode()
     for text in ("/api/execute", "/api/run/{language}", "exitCode", "timedOut", "Run code"):
         assert text in page
+
+
+def test_it_says_what_a_fuzzer_or_client_needs_to_know(client, settings):
+    settings.RUNNER_MAX_TIMEOUT = 30_000
+    doc = client.get("/api/openapi.json").json()
+    assert set(doc["paths"]["/api/snippets"]["post"]["responses"]) >= {"200", "201"}
+    timeout = next(
+        o
+        for o in doc["components"]["schemas"]["RunRequest"]["properties"]["timeout"]["anyOf"]
+        if o.get("type") == "integer"
+    )
+    memory = next(
+        o
+        for o in doc["components"]["schemas"]["RunRequest"]["properties"]["memory"]["anyOf"]
+        if o.get("type") == "integer"
+    )
+    assert (timeout["minimum"], timeout["maximum"]) == (1, 30_000)
+    assert (memory["minimum"], memory["maximum"]) == (16, 1024)
+    link = doc["paths"]["/api/execute"]["post"]["responses"]["200"]["links"]["GetExecution"]
+    assert link == {
+        "operationId": "execution",
+        "parameters": {"id": "$response.body#/id"},
+        "description": "The stored run, with its code and output.",
+    }
+    validate(doc)
+
+
+def test_the_docs_page_names_each_bodys_own_schema(client, db):
+    page = client.get("/api/docs").content.decode()
+    assert 'href="#schema-SnippetRequest">SnippetRequest</a>' in page
+    assert 'href="#schema-RunRequest">RunRequest</a>' in page
