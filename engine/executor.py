@@ -78,6 +78,8 @@ class Stage:
             status=self.verdict(outcome),
             duration=round(outcome.duration_ns / 1_000_000),
             truncated=self.truncated,
+            cpu_time=None if outcome.cpu_ns is None else round(outcome.cpu_ns / 1_000_000),
+            peak_memory=outcome.peak_bytes,
         )
 
 
@@ -264,6 +266,8 @@ class Run:
             truncated=run.truncated,
             signal=run.signal,
             status=run.status,
+            cpu_time=run.cpu_time,
+            peak_memory=run.peak_memory,
             compile=compiled,
         )
 

@@ -30,6 +30,8 @@ class StageResult(BaseModel):
     status: Status
     duration: int = Field(description="The stage's own wall time in milliseconds.")
     truncated: bool
+    cpu_time: int | None = Field(None, description="CPU milliseconds of all its processes together.")
+    peak_memory: int | None = Field(None, description="The most memory it held at once, in bytes.")
 
     def to_frame(self) -> dict:
         """The stage's end as a websocket frame: its output was already streamed."""
@@ -54,6 +56,12 @@ class RunResult(BaseModel):
         description="Why the run ended: ok (exit 0), error (non-zero exit or a signal), timeout, "
         "memory (killed for exceeding memory), output_limit, killed (stopped by its client), or "
         "compile_error (the compile stage failed, and nothing ran)."
+    )
+    cpu_time: int | None = Field(
+        None, description="CPU milliseconds of all the program's processes together; null without cgroups."
+    )
+    peak_memory: int | None = Field(
+        None, description="The most memory the program held at once, in bytes; null without cgroups."
     )
     compile: StageResult | None = Field(
         None, description="The compile stage, for a compiled language; null for an interpreted one."

@@ -47,6 +47,8 @@ class Execution(models.Model):
     duration_ms = models.PositiveIntegerField()
     timed_out = models.BooleanField(default=False)
     truncated = models.BooleanField(default=False)
+    cpu_time_ms = models.PositiveIntegerField(null=True)
+    peak_memory = models.PositiveBigIntegerField(null=True)  # bytes
     compile = models.JSONField(null=True, blank=True)  # the compile stage's result, if it had one
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
@@ -76,6 +78,8 @@ class Execution(models.Model):
             duration_ms=result.duration,
             timed_out=result.timed_out,
             truncated=result.truncated,
+            cpu_time_ms=result.cpu_time,
+            peak_memory=result.peak_memory,
             compile=result.compile.model_dump(mode="json") if result.compile else None,
         )
 
@@ -91,6 +95,8 @@ class Execution(models.Model):
             truncated=self.truncated,
             signal=self.signal or None,
             status=self.status,
+            cpu_time=self.cpu_time_ms,
+            peak_memory=self.peak_memory,
             compile=StageResult.model_validate(self.compile) if self.compile else None,
         )
 

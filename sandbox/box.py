@@ -34,6 +34,7 @@ from .process import (
     write_all,
 )
 from .spec import BoxSpec, ExitStatus, Host, Limits, Outcome, SandboxError
+from .usage import Meter
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,7 @@ class Sandbox:
         self.cgroup_released = False  # kept as a spare or removed: no longer this sandbox's
         self.oom_kills = 0
         self.killed = False  # kill() was called: an unreported end is our SIGKILL
+        self.meter: Meter | None = None  # the run's CPU time and peak memory, from its cgroup
 
     @classmethod
     async def start(cls, spec: BoxSpec, host: Host, stdin: bytes | None = b"") -> Sandbox:
@@ -108,6 +110,8 @@ class Sandbox:
             except OSError as e:
                 raise SandboxError(f"cannot create the run's cgroup: {e}") from e
             join = self.cgroup.procs_files
+            self.meter = Meter(self.cgroup)
+            self.meter.start()
 
         fds: list[int] = []
         try:
@@ -273,7 +277,15 @@ class Sandbox:
         if self.handed_ns:  # a pre-warmed sandbox's own clock started while it waited
             duration_ns = self.ended_ns - self.handed_ns
         oom = bool(signum or exit_code) and self.oom_killed()
-        return Outcome(exit_code, signum, duration_ns, oom, setup)
+        usage = self.meter.read() if self.meter and not self.destroyed else None
+        return Outcome(
+            exit_code, signum, duration_ns, oom, setup, usage and usage.cpu_ns, usage and usage.peak_bytes
+        )
+
+    def start_accounting(self) -> None:
+        """The run starts here (a pre-warmed sandbox's hand-over): count its CPU and memory from now."""
+        if self.meter:
+            self.meter.start()
 
     def set_limits(self, limits: Limits) -> None:
         """Give a started sandbox a run's own limits (a pooled one's memory); OSError if it can't."""
@@ -409,6 +421,8 @@ class Sandbox:
     def _release(self) -> None:
         # The fds go last: a sandbox whose fds are closed has nothing left at all.
         _unfinished.discard(self)
+        if self.meter:
+            self.meter.close()
         try:
             if self.cgroup:
                 self.cgroup_released = self.cgroup.release()

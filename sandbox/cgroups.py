@@ -26,9 +26,10 @@ from dataclasses import dataclass, field
 log = logging.getLogger(__name__)
 
 CGROUP_MOUNT = "/sys/fs/cgroup"
-# The v1 controllers a run joins: memory and pids limit, cpu throttles,
-# freezer lets a kill catch a fork bomb between two readings of the member list.
-V1_CONTROLLERS = ("memory", "pids", "cpu", "freezer")
+# The v1 controllers a run joins: memory and pids limit, cpu throttles, cpuacct counts the
+# run's CPU time (sandbox/usage.py), freezer lets a kill catch a fork bomb between two
+# readings of the member list. Where two share a mount (cpu,cpuacct), they share a directory.
+V1_CONTROLLERS = ("memory", "pids", "cpu", "cpuacct", "freezer")
 V2_CONTROLLERS = ("memory", "pids", "cpu")
 CPU_PERIOD_US = 100_000
 # CPU weights on cgroup v2's scale (v1's cpu.shares is 1024 at the default weight of 100).
@@ -127,6 +128,9 @@ class Cgroup:
         self._weight = DEFAULT_CPU_WEIGHT
         self._oom_base = 0  # OOM kills counted before this sandbox had the group
         self._reusable = True  # False once a write failed: its state is not known
+        # False where the kernel can't reset the peak memory: its next sandbox's peak would
+        # include this one's, so it is not reused (sandbox/usage.py).
+        self.peak_resettable = True
 
     @classmethod
     def create(
@@ -163,7 +167,7 @@ class Cgroup:
         with _spares_lock:
             _made.update(dirs.values())
         try:
-            for path in dirs.values():
+            for path in dict.fromkeys(dirs.values()):
                 os.makedirs(path)
             group._set_limits(memory_bytes, pids, cpus)
             group.set_cpu_weight(cpu_weight)
@@ -232,7 +236,7 @@ class Cgroup:
     @property
     def procs_files(self) -> list[str]:
         """The files a process writes its pid to, to join every controller."""
-        return [os.path.join(d, "cgroup.procs") for d in self.dirs.values()]
+        return [os.path.join(d, "cgroup.procs") for d in dict.fromkeys(self.dirs.values())]
 
     def _members_dir(self) -> str:
         return self.dirs.get("") or self.dirs.get("freezer") or self.dirs["memory"]
@@ -306,7 +310,7 @@ class Cgroup:
             log.error("cgroup %s is not empty after its sandbox; abandoned", self.dirs)
             return False
         try:
-            if self._reusable and self._charge() <= SPARE_MAX_CHARGE_BYTES:
+            if self._reusable and self.peak_resettable and self._charge() <= SPARE_MAX_CHARGE_BYTES:
                 self._oom_base = self._oom_kills_ever()
                 if _keep_spare(self):
                     return True

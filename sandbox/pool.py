@@ -231,6 +231,7 @@ def _sweep(host: Host) -> None:
 async def hand_over(box: Sandbox, files: dict[str, bytes], args: list[str], stdin: bytes | None) -> None:
     """Give a taken sandbox its run: the files and arguments, then stdin (None: kept open)."""
     message = handover.encode(files, args)
+    box.start_accounting()  # what the interpreter cost while it waited is not the run's
     if stdin is None:
         await box.attach(None)
         await box.write_stdin(message)

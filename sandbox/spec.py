@@ -110,6 +110,8 @@ class Outcome:
     duration_ns: int  # the program's own wall time (a pre-warmed sandbox's from its hand-over)
     oom_killed: bool  # the kernel killed a process of it for exceeding the memory limit
     setup_error: str | None = None  # bwrap or sandbox-init failed before the program ran
+    cpu_ns: int | None = None  # CPU time of all its processes together (None: no cgroup to count it)
+    peak_bytes: int | None = None  # the most memory it held at once
 
     @property
     def failed(self) -> bool:

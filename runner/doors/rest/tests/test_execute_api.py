@@ -15,6 +15,8 @@ RESULT_FIELDS = [
     "truncated",
     "signal",
     "status",
+    "cpuTime",
+    "peakMemory",
     "compile",  # the compile stage's result; null for an interpreted language
 ]
 

@@ -64,6 +64,8 @@ async def test_a_run_streams_started_output_and_exit_then_closes():
         "truncated",
         "signal",
         "status",
+        "cpuTime",
+        "peakMemory",
         "compile",
     }
     assert exit_frame["id"] == frames[0]["id"]
