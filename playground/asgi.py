@@ -79,6 +79,7 @@ def by_path(api, pages, prefix: str, page_paths: tuple[str, ...] = ()):
 
 
 async def report_isolation() -> None:
+    conf.backend().sweep()  # a killed predecessor's cgroups, before anything runs
     layers = await conf.backend().isolation()
     for layer in layers:
         log.info("sandbox layer %-24s %-3s %s", layer.name, "on" if layer.on else "off", layer.detail)

@@ -9,13 +9,25 @@ output cap bounds what can be waiting; a minute is ample to read it.
     python -m playground.server [daphne's arguments]
 """
 
+import os
+
+from daphne.access import AccessLogGenerator
 from daphne.cli import CommandLineInterface
 from daphne.server import Server
+
+from playground.logs import AccessLog, JsonAccessLog
 
 CLOSE_HANDSHAKE_SECONDS = 60
 
 
 class PlaygroundServer(Server):
+    def __init__(self, *args, action_logger=None, **kwargs):
+        # The access log leaves out query strings (code), and is JSON with LOG_FORMAT=json.
+        if isinstance(action_logger, AccessLogGenerator):
+            json_lines = os.environ.get("LOG_FORMAT") == "json"
+            action_logger = (JsonAccessLog if json_lines else AccessLog)(action_logger.stream)
+        super().__init__(*args, action_logger=action_logger, **kwargs)
+
     @property
     def ws_factory(self):
         return self._ws_factory

@@ -228,15 +228,25 @@ if RUNNER_TIMEOUT > RUNNER_MAX_TIMEOUT:
 if RUNNER_MEMORY > RUNNER_MAX_MEMORY:
     raise ImproperlyConfigured("RUNNER_MEMORY must not exceed RUNNER_MAX_MEMORY")
 
+# LOG_FORMAT=json: every line, the access log's too, is one JSON object (playground.logs).
+LOG_FORMAT = env_str("LOG_FORMAT", "plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json, not {LOG_FORMAT!r}")
+FORMATTER = (
+    {"()": "playground.logs.JsonFormatter"}
+    if LOG_FORMAT == "json"
+    else {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
+)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "formatters": {"main": FORMATTER},
     "filters": {"without_traceback": {"()": "playground.logs.WithoutTraceback"}},
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
-        "brief": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["without_traceback"]},
+        "console": {"class": "logging.StreamHandler", "formatter": "main"},
+        "brief": {"class": "logging.StreamHandler", "formatter": "main", "filters": ["without_traceback"]},
     },
+    "root": {"handlers": ["console"], "level": "INFO"},
     "loggers": {
         "runner": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO"), "propagate": False},
         # A request with a Host outside ALLOWED_HOSTS is answered 400 and logged in one line.

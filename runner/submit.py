@@ -8,6 +8,7 @@ stores or refunds by itself, so every door charges and refunds credits the same 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
@@ -19,6 +20,8 @@ from engine.spec import RunSpec
 
 from . import conf, fairuse
 from .recorder import RECORDER
+
+log = logging.getLogger("runner.runs")
 
 
 async def submit(client: fairuse.Client, spec: RunSpec, *, interactive: bool = False) -> Submission:
@@ -96,3 +99,19 @@ class Submission:
         if self._stdin:
             spec = replace(spec, stdin="".join(self._stdin))
         await RECORDER.record(spec, result)
+        self._log(result)
+
+    def _log(self, result: RunResult) -> None:
+        """One line a run: who, what, how it ended and what it used; never its code, input or output."""
+        client = self.admitted.client
+        fields = {
+            "run": str(result.id),
+            "language": result.language,
+            "status": result.status,
+            "duration_ms": result.duration,
+            "cpu_ms": result.cpu_time,
+            "peak_memory": result.peak_memory,
+            "client": f"key {client.key.prefix}" if client.key else client.address,
+        }
+        text = " ".join(f"{k}={v}" for k, v in fields.items() if k != "run")
+        log.info("run %s %s", result.id, text, extra={"fields": fields})

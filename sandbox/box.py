@@ -12,17 +12,17 @@ The chain for one run, all exec'd in place so the server keeps one pid to watch:
 from __future__ import annotations
 
 import asyncio
-import atexit
 import logging
 import os
 import re
 import signal as signals
 import time
 
-from . import cgroups, seccomp
+from . import cgroups, seccomp, unfinished
 from .argv import bwrap_argv, launcher_argv
 from .process import (
     Child,
+    kill_pid,
     memfd,
     pipe,
     pipe_size,
@@ -84,7 +84,7 @@ class Sandbox:
     def launch(cls, spec: BoxSpec, host: Host) -> Sandbox:
         """Start the sandbox without an event loop: its pipes are attached to one later, by attach()."""
         box = cls(spec, host)
-        _track(box)
+        unfinished.track(box)
         try:
             box._launch()
         except BaseException:
@@ -314,7 +314,7 @@ class Sandbox:
         else:
             for pid in uid_pids(self.host.uid(self.spec.slot)):
                 if pid != outer:
-                    cgroups.kill_pid(pid)
+                    kill_pid(pid)
 
     async def destroy(self) -> None:
         """Kill everything, wait until the sandbox is provably empty, remove its cgroup."""
@@ -375,7 +375,7 @@ class Sandbox:
                 await asyncio.wait_for(self.process.wait(), BWRAP_EXIT_SECONDS)
             except TimeoutError:
                 log.error("bwrap %s did not exit after its sandbox was killed", self.process.pid)
-                cgroups.kill_pid(self.process.pid)
+                kill_pid(self.process.pid)
                 await self.process.wait()
         self.exit_status()
         deadline = time.monotonic() + EMPTY_WAIT_SECONDS
@@ -389,7 +389,7 @@ class Sandbox:
             deadline = time.monotonic() + BWRAP_EXIT_SECONDS
             while self.process.returncode is None and not self.process.reap():
                 if time.monotonic() > deadline:
-                    cgroups.kill_pid(self.process.pid)
+                    kill_pid(self.process.pid)
                     deadline = time.monotonic() + BWRAP_EXIT_SECONDS
                 time.sleep(0.001)
         self.exit_status()
@@ -408,7 +408,7 @@ class Sandbox:
             self.cgroup.kill()
         else:
             for pid in left:
-                cgroups.kill_pid(pid)
+                kill_pid(pid)
         return True
 
     def _settle_accounts(self) -> None:
@@ -420,7 +420,7 @@ class Sandbox:
 
     def _release(self) -> None:
         # The fds go last: a sandbox whose fds are closed has nothing left at all.
-        _unfinished.discard(self)
+        unfinished.done(self)
         if self.meter:
             self.meter.close()
         try:
@@ -440,25 +440,3 @@ class Sandbox:
             if fd is not None:
                 os.close(fd)
                 setattr(self, name, None)
-
-
-# Sandboxes not yet released. A run's sandbox is torn down just after its answer, by the
-# event loop; if the server stops in between, the loop is gone, and this finishes the job.
-_unfinished: set[Sandbox] = set()
-_at_exit = False
-
-
-def _track(box: Sandbox) -> None:
-    global _at_exit
-    if not _at_exit:
-        _at_exit = True
-        atexit.register(_finish_unfinished)
-    _unfinished.add(box)
-
-
-def _finish_unfinished() -> None:
-    for box in list(_unfinished):
-        try:
-            box._teardown_blocking()  # whether or not a destroy() began: its loop is gone
-        except Exception as e:  # at exit, each sandbox gets its chance
-            log.error("a sandbox could not be torn down at exit: %s", e)

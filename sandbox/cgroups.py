@@ -18,10 +18,12 @@ import atexit
 import logging
 import os
 import re
-import signal
 import threading
 import time
 from dataclasses import dataclass, field
+
+from .process import kill_pid, started
+from .spec import DEFAULT_CPU_WEIGHT, IDLE_CPU_WEIGHT  # noqa: F401 (the weights are named with cgroups)
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +34,6 @@ CGROUP_MOUNT = "/sys/fs/cgroup"
 V1_CONTROLLERS = ("memory", "pids", "cpu", "cpuacct", "freezer")
 V2_CONTROLLERS = ("memory", "pids", "cpu")
 CPU_PERIOD_US = 100_000
-# CPU weights on cgroup v2's scale (v1's cpu.shares is 1024 at the default weight of 100).
-DEFAULT_CPU_WEIGHT = 100
-IDLE_CPU_WEIGHT = 1
 EMPTY_WAIT_SECONDS = 5.0
 SPARE_GROUPS = 8  # empty groups kept per parent for the next sandboxes
 # What a spare may still be charged with: kernel objects its last sandbox left (a run
@@ -400,21 +399,26 @@ def made_here(path: str) -> bool:
 
 
 def name(prefix: str, slot: int) -> str:
-    """A new group's name: what it was made for, and the pid of the process that made it."""
-    return f"{prefix}{slot}-pid{os.getpid()}-{os.urandom(4).hex()}"
+    """A new group's name: what it was made for, and which process made it (its pid and start time)."""
+    return f"{prefix}{slot}-pid{os.getpid()}.{started(os.getpid())}-{os.urandom(4).hex()}"
 
 
 def maker_pid(name: str) -> int | None:
     """The pid in a name made by name(); None for a name without one."""
-    m = re.search(r"-pid(\d+)-[0-9a-f]+$", name)
+    m = re.search(r"-pid(\d+)(?:\.\d+)?-[0-9a-f]+$", name)
     return int(m.group(1)) if m else None
 
 
-def kill_pid(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+def maker_alive(name: str) -> bool | None:
+    """Whether the process that made the group still runs; None when its name can't tell.
+
+    A pid alone can be another process's by now (a restarted server may even get the same
+    one): the maker is alive only if a process with its pid started when it did.
+    """
+    m = re.search(r"-pid(\d+)\.(\d+)-[0-9a-f]+$", name)
+    if not m:
+        return None
+    return started(int(m.group(1))) == int(m.group(2))
 
 
 def _ensure_v2_parent(support: Support, base: str) -> None:

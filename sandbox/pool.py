@@ -81,7 +81,7 @@ class Pool:
             _discard(box)
         if not self._swept:
             self._swept = True
-            _sweep(config.host)
+            sweep(config.host)
 
     def take(self, name: str, config: PoolConfig) -> Sandbox | None:
         """A waiting sandbox for this name, or None: the caller starts one cold.
@@ -194,16 +194,16 @@ class Pool:
         )
 
 
-def _sweep(host: Host) -> None:
+def sweep(host: Host) -> None:
     """Remove the empty cgroups an earlier server left when it stopped or was killed.
 
-    A waiting sandbox ends by itself when its server goes (its stdin closes), and a killed
-    server's runs die with it, but no one is left to remove their cgroups, nor the empty
-    ones it kept for reuse. rmdir only removes an empty one, and these are left alone: the
-    groups this process made, those whose maker is another process still running (a server
-    sharing the parent: its pid is in the name), and those made less than SWEEP_AGE_SECONDS
-    ago (one just made is empty until its sandbox joins it). A group named with this
-    process's pid that it did not make is an earlier server's that had the same pid.
+    Run when the server starts, and again at its first run. A waiting sandbox ends by
+    itself when its server goes (its stdin closes), and a killed server's runs die with it,
+    but no one is left to remove their cgroups, nor the empty ones it kept for reuse. rmdir
+    only removes an empty one. Left alone: the groups this process made, and those whose
+    maker still runs (a server sharing the parent: its pid and start time are in the name).
+    A group whose name says nothing of its maker (made by an older version) is removed only
+    once SWEEP_AGE_SECONDS old, as one just made is empty until its sandbox joins it.
     """
     now = time.time()
     for mount in cgroups.support().mounts.values():
@@ -214,15 +214,17 @@ def _sweep(host: Host) -> None:
             continue
         for name in names:
             path = os.path.join(parent, name)
-            if not name.startswith((CGROUP_PREFIX, RUN_CGROUP_PREFIX)):
+            if not name.startswith((CGROUP_PREFIX, RUN_CGROUP_PREFIX)) or cgroups.made_here(path):
                 continue
-            if cgroups.made_here(path):
+            alive = cgroups.maker_alive(name)
+            if alive:
                 continue
-            maker = cgroups.maker_pid(name)
-            if maker is not None and maker != os.getpid() and os.path.exists(f"/proc/{maker}"):
-                continue
+            if alive is None:
+                maker = cgroups.maker_pid(name)
+                if maker is not None and maker != os.getpid() and os.path.exists(f"/proc/{maker}"):
+                    continue
             try:
-                if now - os.stat(path).st_ctime > SWEEP_AGE_SECONDS:
+                if alive is False or now - os.stat(path).st_ctime > SWEEP_AGE_SECONDS:
                     os.rmdir(path)
             except OSError:
                 pass

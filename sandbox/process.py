@@ -10,6 +10,7 @@ import ctypes
 import fcntl
 import logging
 import os
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -99,6 +100,22 @@ def processes() -> Iterator[tuple[int, int]]:
                 yield int(name), os.stat(f"/proc/{name}").st_uid
             except FileNotFoundError:
                 pass
+
+
+def started(pid: int) -> int | None:
+    """When a process started, in clock ticks since boot (field 22 of /proc/<pid>/stat)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def kill_pid(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def uid_pids(uid: int) -> list[int]:

@@ -11,8 +11,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from .cgroups import DEFAULT_CPU_WEIGHT
-
 # --- Per-run limits: the defaults --------------------------------------------------
 DEFAULT_TIMEOUT_MS = 10_000
 DEFAULT_MEMORY_MIB = 256
@@ -38,6 +36,9 @@ SYMLINKS = (("usr/bin", "/bin"), ("usr/lib", "/lib"), ("usr/lib64", "/lib64"), (
 BASE_ENV = {"PATH": "/usr/bin:/bin", "HOME": WORKDIR, "TMPDIR": WORKDIR, "LANG": "C.UTF-8", "USER": "sandbox"}
 # The environment of the launcher chain and of bwrap itself: nothing of the server's.
 LAUNCH_ENV = {"PATH": "/usr/bin:/bin"}
+# CPU weights on cgroup v2's scale (v1's cpu.shares is 1024 at the default weight of 100).
+DEFAULT_CPU_WEIGHT = 100
+IDLE_CPU_WEIGHT = 1
 RUN_CGROUP_PREFIX = "slot"  # a run's cgroup: <prefix><slot>-pid<maker's pid>-<random> (cgroups.name)
 
 

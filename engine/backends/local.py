@@ -13,7 +13,7 @@ import threading
 from collections import deque
 
 from sandbox import BoxSpec, Outcome, Sandbox, SandboxError, probe
-from sandbox.pool import POOL, PoolConfig, hand_over
+from sandbox.pool import POOL, PoolConfig, hand_over, sweep
 
 from .. import languages
 from ..backend import Chunk, StageExit
@@ -98,6 +98,10 @@ class LocalBackend:
             size=config.pool_size,
             host=config.host,
         )
+
+    def sweep(self) -> None:
+        """Remove what a server before this one left (at start: see sandbox.pool.sweep)."""
+        sweep(self.config.host)
 
     async def isolation(self) -> list[probe.Layer]:
         return await probe.layers(self.config.host)

@@ -195,3 +195,62 @@ def test_a_key_given_twice_is_refused_naming_it(server):
     status, _, raw = server.request("/api/execute", body, {"Content-Type": "application/json"})
     assert status == 400
     assert json.loads(raw) == {"error": "the key 'language' is given twice", "field": "language"}
+
+
+SECRET_CODE = "print('output-that-must-not-be-logged', input())"
+
+
+def test_each_run_is_logged_in_one_line_without_its_code_input_or_output(server):
+    _, _, result = server.execute({"language": "python", "code": SECRET_CODE, "stdin": "input-not-logged"})
+    line = next(line for line in server.log().splitlines() if f"run {result['id']}" in line)
+    assert "language=python status=ok" in line and "client=127.0.0.1" in line
+    assert f"cpu_ms={result['cpuTime']}" in line and f"peak_memory={result['peakMemory']}" in line
+    for secret in ("output-that-must-not-be-logged", "input-not-logged", "print("):
+        assert secret not in server.log()
+
+
+def test_log_format_json_makes_every_line_json(tmp_path):
+    env = {"RUNNER_UID_BASE": str(LIVE_UID_BASES[0]), "RUNNER_CGROUP_PARENT": LIVE_CGROUP_PARENT}
+    with Server(tmp_path, LOG_FORMAT="json", **env) as running:
+        _, _, result = running.execute({"language": "bash", "code": "echo hi"})
+        running.request("/no-such-page")
+        lines = running.log().splitlines()
+    entries = [json.loads(line) for line in lines if line.strip()]  # every line parses
+    run = next(e for e in entries if e.get("run") == result["id"])
+    assert (run["logger"], run["language"], run["status"], run["client"]) == (
+        "runner.runs",
+        "bash",
+        "ok",
+        "127.0.0.1",
+    )
+    assert any(e.get("logger") == "access" and e.get("status") == 404 for e in entries)
+    assert any("sandbox layer" in e.get("message", "") for e in entries)
+
+
+def test_a_server_removes_a_killed_predecessors_cgroups_when_it_starts(tmp_path):
+    """As after kill -9 and Restart=always: the groups are new, and nothing has run yet."""
+    import os
+    import subprocess
+
+    from sandbox import cgroups, process
+
+    support = cgroups.support()
+    if not support.version:
+        pytest.skip("no cgroups on this host")
+    predecessor = subprocess.Popen(["true"])
+    predecessor.wait()
+    stamp = f"pid{predecessor.pid}.{process.started(os.getpid())}"
+    made = []
+    for mount in support.mounts.values():
+        for name in (f"slot0-{stamp}-0000dead", f"pool100-{stamp}-0000beef"):
+            path = os.path.join(mount, LIVE_CGROUP_PARENT, name)
+            os.makedirs(path, exist_ok=True)
+            made.append(path)
+    env = {"RUNNER_UID_BASE": str(LIVE_UID_BASES[0]), "RUNNER_CGROUP_PARENT": LIVE_CGROUP_PARENT}
+    try:
+        with Server(tmp_path, RUNNER_POOL_SIZE="0", **env):
+            assert [path for path in made if os.path.isdir(path)] == []
+    finally:
+        for path in made:
+            if os.path.isdir(path):
+                os.rmdir(path)

@@ -234,7 +234,7 @@ def test_the_sweep_removes_the_empty_cgroups_an_earlier_server_of_ours_left(monk
     assert spare.release()
     monkeypatch.setattr(pool, "SWEEP_AGE_SECONDS", -1)  # as if they were made long ago
     try:
-        pool._sweep(conf.get().host)
+        pool.sweep(conf.get().host)
         left = {os.path.basename(path) for path in made if os.path.isdir(path)}
         # Only what a server of ours makes is swept, and only once that server is gone.
         assert left == {"other-deadbeef0003", f"slot8-pid{os.getppid()}-00000004"}
@@ -244,3 +244,41 @@ def test_the_sweep_removes_the_empty_cgroups_an_earlier_server_of_ours_left(monk
             if os.path.isdir(path):
                 os.rmdir(path)
         cgroups.remove_spares()
+
+
+def test_the_sweep_knows_a_dead_maker_by_its_pid_and_start_time_not_by_age():
+    """A server restarted at once (Restart=always) finds its killed predecessor's newest groups:
+    they go now, not after an age; a live server's stay, even one that reuses a dead one's pid."""
+    import os
+    import subprocess
+
+    from runner import conf
+    from sandbox import cgroups, pool, process
+
+    support = cgroups.support()
+    if not support.version:
+        pytest.skip("no cgroups on this host")
+    child = subprocess.Popen(["true"])
+    child.wait()
+    dead = f"pid{child.pid}.{process.started(os.getpid())}"  # that pid runs nothing now
+    live = f"pid{os.getppid()}.{process.started(os.getppid())}"
+    reused = f"pid{os.getppid()}.{process.started(os.getppid()) + 1}"  # the pid, but not the process
+    names = {
+        f"slot3-{dead}-0000aaaa": False,
+        f"pool104-{reused}-0000bbbb": False,
+        f"slot4-{live}-0000cccc": True,
+    }
+    made = []
+    for mount in support.mounts.values():
+        parent = os.path.join(mount, conf.get().host.cgroup_parent)
+        for name in names:
+            os.makedirs(os.path.join(parent, name), exist_ok=True)  # just made: young
+            made.append(os.path.join(parent, name))
+    try:
+        pool.sweep(conf.get().host)
+        left = {os.path.basename(path) for path in made if os.path.isdir(path)}
+        assert left == {name for name, kept in names.items() if kept}
+    finally:
+        for path in made:
+            if os.path.isdir(path):
+                os.rmdir(path)

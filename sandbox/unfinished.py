@@ -1,0 +1,35 @@
+"""Sandboxes not yet released, torn down at exit if the event loop that owned them is gone.
+
+A run's sandbox is torn down just after its answer, by the event loop; if the server stops
+in between, the loop is gone, and this finishes the job.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+
+log = logging.getLogger(__name__)
+
+_boxes: set = set()
+_registered = False
+
+
+def track(box) -> None:
+    global _registered
+    if not _registered:
+        _registered = True
+        atexit.register(finish)
+    _boxes.add(box)
+
+
+def done(box) -> None:
+    _boxes.discard(box)
+
+
+def finish() -> None:
+    for box in list(_boxes):
+        try:
+            box._teardown_blocking()  # whether or not a destroy() began: its loop is gone
+        except Exception as e:  # at exit, each sandbox gets its chance
+            log.error("a sandbox could not be torn down at exit: %s", e)
