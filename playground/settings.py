@@ -150,10 +150,14 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # layer and the cache (rate limits and concurrency counts).
 REDIS_URL = env_str("REDIS_URL", "")
 CACHE_KEY_PREFIX = env_str("CACHE_KEY_PREFIX", "playground")
+# Every Redis call gives up after REDIS_TIMEOUT seconds: a Redis that is down or frozen makes
+# runs answer 503 at once (runner.fairuse), and holds up nothing else.
+REDIS_TIMEOUT = env_float("REDIS_TIMEOUT", 0.5, minimum=0.01)
+REDIS_OPTIONS = {"socket_connect_timeout": REDIS_TIMEOUT, "socket_timeout": REDIS_TIMEOUT}
 if REDIS_URL:
     CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
-                    "KEY_PREFIX": CACHE_KEY_PREFIX}
+                    "KEY_PREFIX": CACHE_KEY_PREFIX, "OPTIONS": REDIS_OPTIONS}
     }  # fmt: skip
 else:
     CACHES = {
@@ -164,7 +168,10 @@ else:
     }
 if REDIS_URL:
     CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [{"address": REDIS_URL, **REDIS_OPTIONS}]},
+        }
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}

@@ -2,6 +2,7 @@
 
 import functools
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
@@ -96,13 +97,29 @@ async def healthz(request):
     layers = await conf.backend().isolation()
     failure = probe.failure(layers)
     body = {
-        "status": "ok" if failure is None else "unavailable",
         "layers": [{"name": x.name, "on": x.on, "detail": x.detail, "required": x.required} for x in layers],
         "runs": {"warm": local.STARTS["warm"], "cold": local.STARTS["cold"]},
     }
+    if settings.REDIS_URL:
+        body["redis"] = await sync_to_async(_redis_health, thread_sensitive=False)()
+        if not body["redis"]["ok"]:
+            failure = "; ".join(filter(None, [failure, f"Redis: {body['redis']['detail']}"]))
+    body = {"status": "ok" if not failure else "unavailable", **body}
     if failure:
         body["error"] = failure
-    return JsonResponse(body, status=200 if failure is None else 503)
+    return JsonResponse(body, status=200 if not failure else 503)
+
+
+def _redis_health() -> dict:
+    """Whether the fair-use store answers (within REDIS_TIMEOUT): runs need it."""
+    from django.core.cache import cache
+    from redis.exceptions import RedisError
+
+    try:
+        cache._cache.get_client().ping()
+        return {"ok": True, "detail": "answers"}
+    except RedisError as e:
+        return {"ok": False, "detail": str(e) or type(e).__name__}
 
 
 def bad_request(request, exception=None):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import ipaddress
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from asgiref.sync import sync_to_async
 from django.core.cache import cache, caches
 from django.core.cache.backends.locmem import LocMemCache
+from redis.exceptions import RedisError
 
 from . import conf
 from .errors import Refused
@@ -24,6 +26,8 @@ from .models import ApiKey
 from .rates import BUCKET_SCRIPT, Decision, Rate, refill
 
 CONCURRENCY_POLL_SECONDS = 0.05
+STORE_RETRY_SECONDS = 5  # what a client is told to wait when Redis does not answer
+log = logging.getLogger(__name__)
 _local_lock = threading.Lock()
 
 
@@ -151,12 +155,13 @@ class Pass:
         return self.decision.headers() if self.decision else {}
 
     async def release(self) -> None:
+        """Give the place back; a run that ran is answered even when the store is down (its count expires)."""
         if not self._released:
             self._released = True
-            if _local_cache():
-                _leave(self._slot_key)
-            else:
-                await sync_to_async(_leave)(self._slot_key)
+            try:
+                await _in_cache(_leave, self._slot_key)
+            except Refused:
+                log.warning("could not release a run's place in the fair-use store; it expires by itself")
 
     async def refund(self) -> None:
         """Give the credit back: the run never started (every slot was busy, or nothing can run)."""
@@ -188,10 +193,11 @@ def _charge(client: Client) -> None:
 
 
 async def admit(client: Client) -> Pass:
-    """Let a run in, or raise Refused: rate_limited for the rate or concurrency, no_credits for credits."""
+    """Let a run in, or raise Refused: rate_limited for the rate or concurrency, no_credits for
+    credits, unavailable when the fair-use store (Redis) does not answer."""
     slot_key = f"running:{client.bucket}"
     deadline = time.monotonic() + conf.get().client_wait_seconds
-    decision, entered = await _blocking(client, _admit, client, slot_key)
+    decision, entered = await _in_cache(_rate_and_enter, client, slot_key)
     while not entered:
         if time.monotonic() >= deadline:
             raise Refused(
@@ -199,7 +205,13 @@ async def admit(client: Client) -> Pass:
                 retry_after=1, headers={"Retry-After": "1"},
             )  # fmt: skip
         await asyncio.sleep(CONCURRENCY_POLL_SECONDS)
-        entered = await _blocking(client, _enter_and_charge, client, slot_key)
+        entered = await _in_cache(_enter, slot_key, client.concurrency)
+    if client.key is not None:
+        try:
+            await sync_to_async(_charge)(client)  # the database, on its one thread
+        except BaseException:
+            await _in_cache(_leave, slot_key)
+            raise
     return Pass(client, decision, slot_key)
 
 
@@ -207,38 +219,37 @@ def _local_cache() -> bool:
     return isinstance(caches["default"], LocMemCache)
 
 
-async def _blocking(client: Client, fn, *args):
-    """Call fn, which uses the cache and, for a key, the database.
-
-    Both block, so the call goes to a worker thread; but with no key to charge and the
-    cache in this process's memory, it takes microseconds: the hand-off would cost more.
-    """
-    if client.key is None and _local_cache():
+async def _in_cache(fn, *args):
+    """Call fn, which uses the cache: at once when the cache is this process's memory (microseconds;
+    a hand-off would cost more), else in a worker thread of its own, never the database's one, so
+    that a slow Redis holds up nothing else. A Redis that does not answer is Refused (503)."""
+    if _local_cache():
         return fn(*args)
-    return await sync_to_async(fn)(*args)
-
-
-def _admit(client: Client, slot_key: str) -> tuple[Decision | None, bool]:
-    """The rate, then a place among the client's concurrent runs and its credit (False: no place yet)."""
-    decision = None
-    rate = client.rate
-    if rate is not None:
-        decision = take(client.bucket, rate)
-        if not decision.allowed:
-            raise Refused(
-                "rate_limited", f"rate limit of {rate} exceeded; retry in {decision.retry_after} s",
-                retry_after=decision.retry_after,
-                headers={**decision.headers(), "Retry-After": str(decision.retry_after)},
-            )  # fmt: skip
-    return decision, _enter_and_charge(client, slot_key)
-
-
-def _enter_and_charge(client: Client, slot_key: str) -> bool:
-    if not _enter(slot_key, client.concurrency):
-        return False
     try:
-        _charge(client)
-    except BaseException:
-        _leave(slot_key)
-        raise
-    return True
+        return await sync_to_async(fn, thread_sensitive=False)(*args)
+    except RedisError as e:
+        log.error("the fair-use store (Redis) does not answer: %s", e)
+        raise Refused(
+            "unavailable", "the fair-use store (Redis) does not answer; runs resume when it does",
+            retry_after=STORE_RETRY_SECONDS, headers={"Retry-After": str(STORE_RETRY_SECONDS)},
+        ) from None  # fmt: skip
+
+
+def _rate_and_enter(client: Client, slot_key: str) -> tuple[Decision | None, bool]:
+    """The rate, then a place among the client's runs at once (False: none free yet): one hand-off."""
+    return _rate(client), _enter(slot_key, client.concurrency)
+
+
+def _rate(client: Client) -> Decision | None:
+    """Take a token from the client's bucket; rate_limited when there is none."""
+    rate = client.rate
+    if rate is None:
+        return None
+    decision = take(client.bucket, rate)
+    if not decision.allowed:
+        raise Refused(
+            "rate_limited", f"rate limit of {rate} exceeded; retry in {decision.retry_after} s",
+            retry_after=decision.retry_after,
+            headers={**decision.headers(), "Retry-After": str(decision.retry_after)},
+        )  # fmt: skip
+    return decision

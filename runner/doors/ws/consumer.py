@@ -43,6 +43,10 @@ def close_code(status: int) -> int:
 
 
 class ExecuteConsumer(AsyncWebsocketConsumer):
+    # A run's socket talks to no other process, so it joins no channel layer (get_channel_layer
+    # finds none by this alias): with REDIS_URL set, opening a socket then needs no Redis.
+    channel_layer_alias = None
+
     async def connect(self):
         self.submission: Submission | None = None
         self.task: asyncio.Task | None = None
