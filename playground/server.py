@@ -9,13 +9,19 @@ output cap bounds what can be waiting; a minute is ample to read it.
     python -m playground.server [daphne's arguments]
 """
 
+import asyncio
+import logging
 import os
+import signal
 
 from daphne.access import AccessLogGenerator
 from daphne.cli import CommandLineInterface
 from daphne.server import Server
+from twisted.internet import reactor
 
 from playground.logs import AccessLog, JsonAccessLog
+
+log = logging.getLogger("runner.server")
 
 CLOSE_HANDSHAKE_SECONDS = 60
 
@@ -27,6 +33,47 @@ class PlaygroundServer(Server):
             json_lines = os.environ.get("LOG_FORMAT") == "json"
             action_logger = (JsonAccessLog if json_lines else AccessLog)(action_logger.stream)
         super().__init__(*args, action_logger=action_logger, **kwargs)
+        self.draining = False
+        self.ports = []  # what it listens on, to stop listening when it drains
+
+    def listen_success(self, port):
+        self.ports.append(port)
+        return super().listen_success(port)
+
+    def run(self):
+        # After Twisted's own handlers are in place: SIGTERM drains instead of stopping at once.
+        reactor.callWhenRunning(lambda: reactor.callLater(0, self._on_sigterm))
+        super().run()
+
+    def _on_sigterm(self):
+        signal.signal(signal.SIGTERM, lambda *_: reactor.callFromThread(self.drain))
+
+    def drain(self):
+        """Stop accepting; let runs in flight finish (RUNNER_STOP_GRACE), answer them, then stop.
+
+        What is still going after the grace period is killed: it is answered, status "killed".
+        """
+        if self.draining:
+            return
+        self.draining = True
+        for port in self.ports:
+            port.stopListening()
+        asyncio.ensure_future(self._drain())
+
+    async def _drain(self):
+        from runner import conf, submit
+
+        submit.stop_accepting()
+        grace = conf.get().stop_grace_seconds
+        log.info(
+            "stopping: no new connections or runs; %d in flight get up to %g s", len(submit.ACTIVE), grace
+        )
+        if not await submit.wait_idle(grace):
+            log.warning("stopping: killing %d runs still going after %g s", submit.kill_all(), grace)
+            await submit.wait_idle(5)
+        await asyncio.sleep(0.2)  # the last answers leave
+        log.info("stopped")
+        reactor.stop()
 
     @property
     def ws_factory(self):

@@ -39,6 +39,7 @@ class RunnerConfig:
     client_wait_seconds: float
     trusted_proxies: str
     require_api_key: bool
+    stop_grace_seconds: float  # at SIGTERM, how long runs in flight may go on before they are killed
 
     @property
     def defaults(self) -> Limits:
@@ -85,6 +86,7 @@ def get() -> RunnerConfig:
         client_wait_seconds=s.RUNNER_CLIENT_WAIT,
         trusted_proxies=_networks("RUNNER_TRUSTED_PROXIES", s.RUNNER_TRUSTED_PROXIES),
         require_api_key=s.RUNNER_REQUIRE_API_KEY,
+        stop_grace_seconds=s.RUNNER_STOP_GRACE,
     )
 
 

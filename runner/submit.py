@@ -8,6 +8,7 @@ stores or refunds by itself, so every door charges and refunds credits the same 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -19,13 +20,42 @@ from engine.results import RunResult
 from engine.spec import RunSpec
 
 from . import conf, fairuse
+from .errors import Refused
 from .recorder import RECORDER
 
 log = logging.getLogger("runner.runs")
+# The runs admitted and not yet released, for a server that stops: it waits for them, then
+# kills what is left (playground.server).
+ACTIVE: set[Submission] = set()
+_accepting = True
+
+
+def stop_accepting() -> None:
+    """From now on every submit is refused (unavailable): the server is stopping."""
+    global _accepting
+    _accepting = False
+
+
+async def wait_idle(seconds: float) -> bool:
+    """Wait until no run is in flight, for at most `seconds`; whether none is."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while ACTIVE and loop.time() < deadline:  # noqa: ASYNC110 (a handful of polls, once, at stop)
+        await asyncio.sleep(0.05)
+    return not ACTIVE
+
+
+def kill_all() -> int:
+    for submission in list(ACTIVE):
+        submission.kill()
+    return len(ACTIVE)
 
 
 async def submit(client: fairuse.Client, spec: RunSpec, *, interactive: bool = False) -> Submission:
     """Admit a run for this client (Refused: rate_limited or no_credits); drive it with the result."""
+    if not _accepting:
+        raise Refused("unavailable", "the server is stopping; try again shortly", retry_after=1,
+                      headers={"Retry-After": "1"})  # fmt: skip
     admitted = await fairuse.admit(client)
     return Submission(admitted, spec, interactive)
 
@@ -38,6 +68,7 @@ class Submission:
         self.spec = spec
         self.run = Run(spec, conf.backend(), interactive=interactive)
         self._stdin: list[str] = []  # what an interactive client sent, kept for the record
+        ACTIVE.add(self)
 
     @property
     def id(self):
@@ -53,7 +84,7 @@ class Submission:
         try:
             result = await self._refunding(self.run.result())
         finally:
-            await self.admitted.release()
+            await self._release()
         await self._record(result)
         return result
 
@@ -74,7 +105,11 @@ class Submission:
             try:
                 await stream.aclose()  # the sandbox is gone before the client's place is given back
             finally:
-                await self.admitted.release()
+                await self._release()
+
+    async def _release(self) -> None:
+        ACTIVE.discard(self)
+        await self.admitted.release()
 
     async def write_stdin(self, data: str) -> bool:
         self._stdin.append(data)
