@@ -215,6 +215,7 @@ RUNNER_CONCURRENCY = env_int("RUNNER_CONCURRENCY", os.cpu_count() or 1, minimum=
 RUNNER_QUEUE_SIZE = env_int("RUNNER_QUEUE_SIZE", 32, minimum=0)
 RUNNER_QUEUE_WAIT = env_float("RUNNER_QUEUE_WAIT", 30.0)  # seconds a queued run waits for a slot
 RUNNER_RETENTION_HOURS = env_float("RUNNER_RETENTION_HOURS", 24.0)
+RUNNER_METRICS_TOKEN = env_str("RUNNER_METRICS_TOKEN", "")  # empty: /metrics to loopback only
 RUNNER_STOP_GRACE = env_float("RUNNER_STOP_GRACE", 30.0)  # seconds runs in flight may go on at SIGTERM
 RUNNER_POOL_SIZE = env_int("RUNNER_POOL_SIZE", 2)  # pre-warmed sandboxes per language; 0 disables
 # Store finished runs just after their answer (runner.recorder), not before it.

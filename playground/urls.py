@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.views.decorators.http import require_safe
 
 from . import api, views
 
@@ -10,6 +11,7 @@ urlpatterns = [
     path("embed/<str:id>", views.embed, name="embed"),
     path("embed.js", views.embed_js, name="embed-js"),
     path("healthz", views.healthz, name="healthz"),
+    path("metrics", require_safe(views.metrics), name="metrics"),
     path("api/snippets", api.snippets, name="snippets"),
     path("api/snippets/<str:id>", api.snippet, name="snippet-api"),
     path("api/", include("runner.doors.rest.urls")),

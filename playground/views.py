@@ -1,6 +1,8 @@
 """The site: the editor page, share links, the embed page and script, and the health report."""
 
 import functools
+import hmac
+import ipaddress
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -14,7 +16,7 @@ from django.views.defaults import server_error as html_server_error
 
 from engine import languages
 from engine.backends import local
-from runner import conf
+from runner import conf, fairuse
 from sandbox import probe
 
 from .models import Snippet
@@ -120,6 +122,34 @@ def _redis_health() -> dict:
         return {"ok": True, "detail": "answers"}
     except RedisError as e:
         return {"ok": False, "detail": str(e) or type(e).__name__}
+
+
+def metrics(request):
+    """Prometheus metrics: to loopback by default, or to whoever presents RUNNER_METRICS_TOKEN."""
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    token = conf.get().metrics_token
+    if token:
+        if not hmac.compare_digest(request.headers.get("Authorization", ""), f"Bearer {token}"):
+            return JsonResponse(
+                {"error": "send the metrics token: Authorization: Bearer <token>"}, status=401
+            )
+    else:
+        address = fairuse.client_address(
+            request.META.get("REMOTE_ADDR", ""), request.headers.get("X-Forwarded-For")
+        )
+        if not _loopback(address):
+            return JsonResponse(
+                {"error": "metrics are served to loopback only; set RUNNER_METRICS_TOKEN"}, status=403
+            )
+    return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+
+
+def _loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
 
 
 def bad_request(request, exception=None):

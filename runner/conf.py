@@ -40,6 +40,7 @@ class RunnerConfig:
     trusted_proxies: str
     require_api_key: bool
     stop_grace_seconds: float  # at SIGTERM, how long runs in flight may go on before they are killed
+    metrics_token: str  # empty: /metrics is served to loopback only
 
     @property
     def defaults(self) -> Limits:
@@ -87,6 +88,7 @@ def get() -> RunnerConfig:
         trusted_proxies=_networks("RUNNER_TRUSTED_PROXIES", s.RUNNER_TRUSTED_PROXIES),
         require_api_key=s.RUNNER_REQUIRE_API_KEY,
         stop_grace_seconds=s.RUNNER_STOP_GRACE,
+        metrics_token=s.RUNNER_METRICS_TOKEN,
     )
 
 

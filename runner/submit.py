@@ -18,8 +18,9 @@ from engine.events import Event, Exited
 from engine.executor import Run
 from engine.results import RunResult
 from engine.spec import RunSpec
+from sandbox import SandboxError
 
-from . import conf, fairuse
+from . import conf, fairuse, metrics
 from .errors import Refused
 from .recorder import RECORDER
 
@@ -53,10 +54,14 @@ def kill_all() -> int:
 
 async def submit(client: fairuse.Client, spec: RunSpec, *, interactive: bool = False) -> Submission:
     """Admit a run for this client (Refused: rate_limited or no_credits); drive it with the result."""
-    if not _accepting:
-        raise Refused("unavailable", "the server is stopping; try again shortly", retry_after=1,
-                      headers={"Retry-After": "1"})  # fmt: skip
-    admitted = await fairuse.admit(client)
+    try:
+        if not _accepting:
+            raise Refused("unavailable", "the server is stopping; try again shortly", retry_after=1,
+                          headers={"Retry-After": "1"})  # fmt: skip
+        admitted = await fairuse.admit(client)
+    except Refused as e:
+        metrics.REFUSALS.labels(e.code).inc()
+        raise
     return Submission(admitted, spec, interactive)
 
 
@@ -83,6 +88,9 @@ class Submission:
         """Run to the end, store the run, and return its result (the sandbox is torn down after)."""
         try:
             result = await self._refunding(self.run.result())
+        except SandboxError:
+            metrics.SANDBOX_FAILURES.inc()
+            raise
         finally:
             await self._release()
         await self._record(result)
@@ -101,6 +109,9 @@ class Submission:
                 if isinstance(event, Exited):
                     await self._record(event.result)
                 yield event
+        except SandboxError:
+            metrics.SANDBOX_FAILURES.inc()
+            raise
         finally:
             try:
                 await stream.aclose()  # the sandbox is gone before the client's place is given back
@@ -125,7 +136,8 @@ class Submission:
         """Await the run's start; a run refused as busy, or that can't run at all, costs nothing."""
         try:
             return await awaitable
-        except (Busy, Unavailable):
+        except (Busy, Unavailable) as e:
+            metrics.REFUSALS.labels("busy" if isinstance(e, Busy) else "unavailable").inc()
             await self.admitted.refund()
             raise
 
@@ -134,6 +146,7 @@ class Submission:
         if self._stdin:
             spec = replace(spec, stdin="".join(self._stdin))
         await RECORDER.record(spec, result)
+        metrics.ran(result)
         self._log(result)
 
     def _log(self, result: RunResult) -> None:

@@ -106,6 +106,11 @@ class Pool:
         _discard(box)
         return None
 
+    def waiting(self) -> dict[str, int]:
+        """How many sandboxes wait, by name (language)."""
+        with self._lock:
+            return {name: len(boxes) for name, boxes in self._boxes.items()}
+
     def idle_uids(self) -> set[int]:
         with self._lock:
             return {box.host.uid(box.spec.slot) for boxes in self._boxes.values() for box in boxes}

@@ -41,6 +41,11 @@ class Slots:
     def in_use(self) -> int:
         return self.size - len(self._free)
 
+    @property
+    def waiting(self) -> int:
+        """Runs in the queue, waiting for a slot."""
+        return len(self._waiters)
+
     async def acquire(self) -> int:
         with self._lock:
             if self._free:

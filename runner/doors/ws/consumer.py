@@ -24,7 +24,7 @@ from engine.errors import Busy, Unavailable
 from engine.events import Exited, Output, StageFinished, Started
 from sandbox import SandboxError
 
-from ... import conf, fairuse, validation
+from ... import conf, fairuse, metrics, validation
 from ...errors import BUSY_MESSAGE, Refused
 from ...submit import Submission, submit
 from ...wire import SocketRun
@@ -52,10 +52,12 @@ class ExecuteConsumer(AsyncWebsocketConsumer):
         self.task: asyncio.Task | None = None
         self.gone = False
         await self.accept()
+        metrics.WEBSOCKETS.inc()
 
     async def disconnect(self, code):
         # The client left: the run dies now and its sandbox is cleaned up before we return.
         self.gone = True
+        metrics.WEBSOCKETS.dec()
         if self.submission:
             self.submission.kill()
         if self.task:
