@@ -10,6 +10,7 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "playground.settings")
 django_app = get_asgi_application()  # before anything imports models
 
+from asgiref.sync import sync_to_async  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 
@@ -17,6 +18,7 @@ from engine import languages  # noqa: E402
 from runner import conf  # noqa: E402
 from runner.doors.ws.routing import websocket_urlpatterns  # noqa: E402
 from runner.handler import ApiHandler  # noqa: E402
+from runner.recorder import RECORDER  # noqa: E402
 from sandbox import probe  # noqa: E402
 
 log = logging.getLogger("runner")
@@ -80,6 +82,7 @@ def by_path(api, pages, prefix: str, page_paths: tuple[str, ...] = ()):
 
 async def report_isolation() -> None:
     conf.backend().sweep()  # a killed predecessor's cgroups, before anything runs
+    await sync_to_async(RECORDER.replay)()  # and the runs it answered but had not stored
     layers = await conf.backend().isolation()
     for layer in layers:
         log.info("sandbox layer %-24s %-3s %s", layer.name, "on" if layer.on else "off", layer.detail)

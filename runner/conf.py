@@ -41,6 +41,7 @@ class RunnerConfig:
     require_api_key: bool
     stop_grace_seconds: float  # at SIGTERM, how long runs in flight may go on before they are killed
     metrics_token: str  # empty: /metrics is served to loopback only
+    journal_path: str  # answered runs not yet stored (runner.recorder)
 
     @property
     def defaults(self) -> Limits:
@@ -89,6 +90,7 @@ def get() -> RunnerConfig:
         require_api_key=s.RUNNER_REQUIRE_API_KEY,
         stop_grace_seconds=s.RUNNER_STOP_GRACE,
         metrics_token=s.RUNNER_METRICS_TOKEN,
+        journal_path=str(s.DATA_DIR / "runs.journal"),
     )
 
 

@@ -15,10 +15,13 @@ that, so a run's row belongs to the test's own transaction.
 from __future__ import annotations
 
 import atexit
+import json
 import logging
+import os
 import threading
 import time
 import uuid
+from datetime import datetime
 
 from asgiref.sync import sync_to_async
 from django.db import DatabaseError, connection
@@ -35,8 +38,17 @@ PRUNE_EVERY_SECONDS = 600
 
 
 class Recorder:
+    """Stores finished runs in batches, and journals each one before its answer goes out.
+
+    The journal (runs.journal in DATA_DIR) is appended to as a run is recorded, before its
+    answer is sent, and emptied once everything in it is in the database: a server killed
+    in between (kill -9) loses no answered run, as the next one replays the journal at start.
+    An append costs a write to the page cache; a process's death does not undo it.
+    """
+
     def __init__(self):
         self._lock = threading.Condition()
+        self._journal: int | None = None
         self._pending: dict[uuid.UUID, Execution] = {}
         self._queue: list[Execution] = []
         self._writing = 0
@@ -49,6 +61,7 @@ class Recorder:
             await sync_to_async(self._write)([execution])
             return
         with self._lock:
+            self._journal_append(execution)
             self._pending[execution.id] = execution
             self._queue.append(execution)
             if self._thread is None or not self._thread.is_alive():
@@ -80,33 +93,77 @@ class Recorder:
                 batch, self._queue = self._queue, []
                 self._writing = len(batch)
             try:
-                self._write(batch)
+                written = self._write(batch)
             finally:
                 with self._lock:
                     for execution in batch:
                         self._pending.pop(execution.id, None)
                     self._writing = 0
+                    if written and not self._queue and self._journal is not None:
+                        os.ftruncate(self._journal, 0)  # all it held is in the database
                     self._lock.notify_all()
 
-    def _write(self, batch: list[Execution]) -> None:
+    def _write(self, batch: list[Execution], replayed: bool = False) -> bool:
+        """Store the batch; False if the database refused it (it stays in the journal)."""
         for attempt in (1, 2):
             try:
-                Execution.objects.bulk_create(batch)
+                # A replayed run may have been stored already, just before its server died.
+                Execution.objects.bulk_create(batch, ignore_conflicts=replayed)
                 break
             except DatabaseError as e:
                 # A broken connection (a restarted database) is replaced once; then the
-                # runs are given up, loudly: their answers were already sent.
+                # runs are given up for now, loudly: they stay in the journal for the next start.
                 connection.close()
                 if attempt == 2:
                     ids = ", ".join(str(execution.id) for execution in batch)
                     log.error("could not store %d run(s) (%s): %s", len(batch), ids, e)
-                    return
+                    return False
         if time.monotonic() - self._last_prune > PRUNE_EVERY_SECONDS:
             self._last_prune = time.monotonic()
             try:
                 Execution.objects.prune()
             except DatabaseError as e:
                 log.error("could not prune old runs: %s", e)
+        return True
+
+    def _journal_append(self, execution: Execution) -> None:
+        if self._journal is None:
+            path = conf.get().journal_path
+            self._journal = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        os.write(self._journal, _line(execution))
+
+    def replay(self) -> int:
+        """At start: store the runs a killed server answered but had not stored; empty the journal."""
+        path = conf.get().journal_path
+        try:
+            with open(path, "rb") as f:
+                lines = f.read().splitlines()
+        except FileNotFoundError:
+            return 0
+        runs = []
+        for line in lines:
+            try:
+                runs.append(_execution(line))
+            except (ValueError, KeyError, TypeError) as e:  # a line cut short by the kill
+                log.warning("a journal line could not be read, and is skipped: %s", e)
+        if runs and not self._write(runs, replayed=True):
+            return 0  # kept for the next start
+        os.truncate(path, 0)
+        if runs:
+            log.info("stored %d answered run(s) a stopped server had not stored", len(runs))
+        return len(runs)
+
+
+def _line(execution: Execution) -> bytes:
+    data = {f.attname: getattr(execution, f.attname) for f in Execution._meta.concrete_fields}
+    data["id"], data["created_at"] = str(execution.id), execution.created_at.isoformat()
+    return json.dumps(data).encode() + b"\n"
+
+
+def _execution(line: bytes) -> Execution:
+    data = json.loads(line)
+    data["id"], data["created_at"] = uuid.UUID(data["id"]), datetime.fromisoformat(data["created_at"])
+    return Execution(**data)
 
 
 RECORDER = Recorder()

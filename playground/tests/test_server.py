@@ -254,3 +254,30 @@ def test_a_server_removes_a_killed_predecessors_cgroups_when_it_starts(tmp_path)
         for path in made:
             if os.path.isdir(path):
                 os.rmdir(path)
+
+
+def test_runs_answered_just_before_a_kill_9_are_stored_by_the_next_server(tmp_path):
+    """The background writer had not stored them yet (here it is held up by a lock on the
+    database): the journal has them, and the next server replays it at start."""
+    import signal as signals
+    import sqlite3
+
+    env = {"RUNNER_UID_BASE": str(LIVE_UID_BASES[0]), "RUNNER_CGROUP_PARENT": LIVE_CGROUP_PARENT}
+    first = Server(tmp_path, **env).__enter__()
+    lock = sqlite3.connect(tmp_path / "db.sqlite3", isolation_level=None)
+    try:
+        lock.execute("BEGIN EXCLUSIVE")  # the writer now waits for the database
+        answers = [first.execute({"language": "bash", "code": f"echo {i}"}) for i in range(3)]
+        first.proc.send_signal(signals.SIGKILL)
+        first.proc.wait(10)
+    finally:
+        lock.rollback()
+        lock.close()
+        first._log.close()
+    assert [status for status, _, _ in answers] == [200] * 3
+    with Server(tmp_path, **env) as second:
+        for i, (_, _, result) in enumerate(answers):
+            status, _, body = second.request(f"/api/executions/{result['id']}")
+            assert status == 200, f"run {i} was answered, then lost"
+            assert json.loads(body)["stdout"] == f"{i}\n"
+    assert (tmp_path / "runs.journal").read_bytes() == b""  # replayed, and emptied
