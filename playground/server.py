@@ -19,6 +19,7 @@ from daphne.cli import CommandLineInterface
 from daphne.server import Server
 from twisted.internet import reactor
 
+from playground.http import GuardedHTTPFactory
 from playground.logs import AccessLog, JsonAccessLog
 
 log = logging.getLogger("runner.server")
@@ -27,6 +28,15 @@ CLOSE_HANDSHAKE_SECONDS = 60
 
 
 class PlaygroundServer(Server):
+    @property
+    def http_factory(self):
+        return self._http_factory
+
+    @http_factory.setter
+    def http_factory(self, factory):
+        # Server.run() makes daphne's factory; this one bounds what a request may send first.
+        self._http_factory = GuardedHTTPFactory(self)
+
     def __init__(self, *args, action_logger=None, **kwargs):
         # The access log leaves out query strings (code), and is JSON with LOG_FORMAT=json.
         if isinstance(action_logger, AccessLogGenerator):

@@ -193,8 +193,10 @@ STORAGES = {
 # In development, serve straight from static/ (a fresh frontend build needs no collectstatic).
 WHITENOISE_USE_FINDERS = DEBUG
 
-# Requests: a body over 1 MiB is refused with 413 before it is read.
+# Requests: a body over 1 MiB is refused with 413 before it is read (playground.http), and a
+# request has RUNNER_REQUEST_TIMEOUT seconds to arrive, its line, headers and body.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("RUNNER_MAX_BODY", 1 << 20, minimum=1024)
+RUNNER_REQUEST_TIMEOUT = env_float("RUNNER_REQUEST_TIMEOUT", 30.0, minimum=0.1)
 
 # --- The runner: limits are defaults a request may lower, or raise up to the ceiling ---
 RUNNER_TIMEOUT = env_int("RUNNER_TIMEOUT", limits.DEFAULT_TIMEOUT_MS, minimum=1)  # ms

@@ -42,6 +42,7 @@ class RunnerConfig:
     stop_grace_seconds: float  # at SIGTERM, how long runs in flight may go on before they are killed
     metrics_token: str  # empty: /metrics is served to loopback only
     journal_path: str  # answered runs not yet stored (runner.recorder)
+    request_timeout_seconds: float  # how long a request may take to arrive (playground.http)
 
     @property
     def defaults(self) -> Limits:
@@ -91,6 +92,7 @@ def get() -> RunnerConfig:
         stop_grace_seconds=s.RUNNER_STOP_GRACE,
         metrics_token=s.RUNNER_METRICS_TOKEN,
         journal_path=str(s.DATA_DIR / "runs.journal"),
+        request_timeout_seconds=s.RUNNER_REQUEST_TIMEOUT,
     )
 
 
