@@ -4,7 +4,9 @@ Twisted reads a whole request, spooling its body to a temporary file, before the
 application sees any of it, so a limit in the application comes too late. Here:
 
 - a Content-Length over RUNNER_MAX_BODY is answered 413 at once, and nothing of the body is
-  kept; a chunked body is answered 413 the moment it passes the limit;
+  kept; a chunked body is answered 413 the moment it passes the limit; what the client still
+  sends is then read and dropped for a moment, so that it reads the answer, and the
+  connection closes;
 - a request line over Twisted's line limit is answered 414, and headers over it 431 (Twisted
   drops the connection without a word);
 - a request whose line, headers and body have not all arrived RUNNER_REQUEST_TIMEOUT seconds
@@ -21,6 +23,10 @@ import json
 from daphne.http_protocol import HTTPFactory, WebRequest
 from twisted.web import http
 
+# After a refusal, what the client still sends is read and dropped for this long before the
+# connection closes ("lingering close"): closing at once would reset a client still sending
+# its body before it reads the answer. Nothing read then is kept.
+LINGER_SECONDS = 2.0
 REASONS = {
     408: b"Request Timeout",
     413: b"Content Too Large",
@@ -67,10 +73,16 @@ class GuardedChannel(http.HTTPChannel):
         self.request_seconds = config.request_timeout_seconds
         self._refused = False
         self._deadline = None
+        self._linger = None
         self._starting = True  # the next line is a request line
         self._target = b""  # the request line so far: is it under /api/?
         super().connectionMade()
         self._arm()
+
+    def dataReceived(self, data):
+        if self._refused:
+            return  # lingering: read, and dropped
+        super().dataReceived(data)
 
     def lineReceived(self, line):
         if self._refused:
@@ -117,7 +129,7 @@ class GuardedChannel(http.HTTPChannel):
         )  # fmt: skip
         cors = b"Access-Control-Allow-Origin: *\r\n" if kind == b"application/json" else b""
         self.transport.write(head + cors + b"\r\n" + body)
-        self.transport.loseConnection()
+        self._linger = self.callLater(LINGER_SECONDS, self.transport.loseConnection)
 
     def _arm(self):
         self._disarm()
@@ -137,6 +149,8 @@ class GuardedChannel(http.HTTPChannel):
 
     def connectionLost(self, reason):
         self._disarm()
+        if self._linger is not None and self._linger.active():
+            self._linger.cancel()
         super().connectionLost(reason)
 
 
