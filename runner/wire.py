@@ -7,13 +7,24 @@ and the engine's RunResult, so a field name is spelled in exactly one place.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from engine.results import RunResult
 
 MAX_ARGS = 64
+
+
+def _whole(value):
+    """JSON Schema's integer is any number without a fraction: 1000.0 and 1e3 are 1000."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# An integer, strictly (no "10", no true), that a client may also write as 10.0 or 1e1.
+Whole = Annotated[int, BeforeValidator(_whole)]
 
 
 class RunRequest(BaseModel):
@@ -29,10 +40,10 @@ class RunRequest(BaseModel):
         default_factory=dict,
         description="Extra files beside the main one, by relative path; the program can import them.",
     )
-    timeout: int | None = Field(
+    timeout: Whole | None = Field(
         None, description="Wall-clock limit in milliseconds, up to the server's ceiling."
     )
-    memory: int | None = Field(None, description="Memory limit in MiB, up to the server's ceiling.")
+    memory: Whole | None = Field(None, description="Memory limit in MiB, up to the server's ceiling.")
 
 
 class SocketRun(RunRequest):

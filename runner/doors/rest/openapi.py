@@ -9,7 +9,7 @@ from pydantic.json_schema import models_json_schema
 
 from engine import languages
 
-from ... import conf
+from ... import conf, validation
 from ...wire import ErrorResponse
 
 REF = "#/components/schemas/{model}"
@@ -112,9 +112,18 @@ def document(request=None) -> dict:
         paths.setdefault(path, {})[op.method.lower()] = entry
     limits = config.defaults
     schemas = defs.get("$defs", {})
-    # The request's limits take the server's ceilings (an API key may carry higher ones).
+    # What validation checks beyond the types: the limits' minimum and the server's ceiling
+    # (an API key may carry higher ones), file names, and arguments without NUL.
+    part = validation.FILE_PART.pattern
     for name in ("RunRequest", "SocketRun"):
         props = schemas.get(name, {}).get("properties", {})
+        if "files" in props:
+            props["files"]["propertyNames"] = {
+                "pattern": f"^{part}(/{part}){{0,{validation.MAX_FILE_DEPTH - 1}}}$"
+            }
+            props["files"]["maxProperties"] = config.max_files
+        if "args" in props:
+            props["args"]["items"]["pattern"] = "^[^\\u0000]*$"
         for field, low, high in (
             ("timeout", 1, config.max_timeout_ms),
             ("memory", 16, config.max_memory_mib),
