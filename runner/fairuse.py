@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from asgiref.sync import sync_to_async
 from django.core.cache import cache, caches
 from django.core.cache.backends.locmem import LocMemCache
-from redis.exceptions import RedisError
 
 from . import conf
 from .errors import Refused
@@ -225,6 +224,8 @@ async def _in_cache(fn, *args):
     that a slow Redis holds up nothing else. A Redis that does not answer is Refused (503)."""
     if _local_cache():
         return fn(*args)
+    from redis.exceptions import RedisError  # here only: a server without Redis never loads it
+
     try:
         return await sync_to_async(fn, thread_sensitive=False)(*args)
     except RedisError as e:
