@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from .cgroups import Cgroup
+from .cgroups import Cgroup, _read, _write
 
 
 @dataclass
@@ -90,13 +90,3 @@ class Meter:
             return int(_read(f"{self.group.dirs['memory']}/memory.max_usage_in_bytes"))
         except (OSError, ValueError, KeyError):
             return None
-
-
-def _read(path: str) -> str:
-    with open(path) as f:
-        return f.read()
-
-
-def _write(path: str, value: str) -> None:
-    with open(path, "w") as f:
-        f.write(value)
