@@ -91,7 +91,10 @@ def test_200_mixed_runs_at_concurrency_8_leave_nothing_behind(server):
         time.sleep(0.1)
     fds_after, rss_after = state
     assert fds_after == fds_before
-    assert rss_after - rss_before < 20 * 1024, f"resident memory grew {rss_after - rss_before} KiB"
+    # Alone this grows 4-10 MiB (the allocator's high-water mark of runs' megabyte outputs held at
+    # once: each is decoded, joined, answered as JSON and journalled before its answer); under the
+    # whole suite's load once 25. A per-run leak of the outputs themselves would be hundreds.
+    assert rss_after - rss_before < 40 * 1024, f"resident memory grew {rss_after - rss_before} KiB"
     assert set(os.listdir("/tmp")) - tmp_before == set()
     assert live_leftovers(LIVE_UID_BASES[0]) == []
     assert "Traceback" not in server.log()
