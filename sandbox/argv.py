@@ -53,6 +53,9 @@ def bwrap_argv(
         "--proc", "/proc",
         # A writable /dev tmpfs would have no size cap: give /dev/shm its own, then freeze /dev.
         "--dev", "/dev",
+        # No ptys: every devpts draws on the host's kernel.pty.max, and bwrap's sets no max=,
+        # so one run could take every pty on the host. An empty, root-owned /dev/pts hides it.
+        "--tmpfs", "/dev/pts",
         "--size", str(DEV_SHM_BYTES), "--tmpfs", "/dev/shm",
         "--remount-ro", "/dev",
         "--size", str(lim.tmpfs_mib << 20), "--perms", "1777", "--tmpfs", WORKDIR,

@@ -34,8 +34,14 @@ DENY = (
     "nfsservctl", "_sysctl", "vhangup",
 )  # fmt: skip
 # Denied with ENOSYS, so glibc and libuv fall back (clone3 -> clone; io_uring ->
-# thread pool). seccomp can't see the operations io_uring runs, so it is off.
-NOT_IMPLEMENTED = ("clone3", "io_uring_setup", "io_uring_enter", "io_uring_register")
+# thread pool). seccomp can't see the operations io_uring runs, so it is off. The old
+# Linux AIO calls draw on one host-wide pool (fs.aio-max-nr): one run could take all of it
+# from every other process on the host, and no runtime here uses them (glibc's POSIX AIO
+# is threads).
+NOT_IMPLEMENTED = (
+    "clone3", "io_uring_setup", "io_uring_enter", "io_uring_register",
+    "io_setup", "io_destroy", "io_submit", "io_cancel", "io_getevents", "io_pgetevents",
+)  # fmt: skip
 CLONE_NAMESPACE_FLAGS = (
     0x00020000,  # CLONE_NEWNS
     0x02000000,  # CLONE_NEWCGROUP

@@ -274,6 +274,28 @@ CASES = [
     py_syscall("unshare syscall", "272, 0x10000000", EPERM),
     py_syscall("clone with a namespace flag", "56, 0x40000000 | 17, 0, 0, 0, 0", EPERM),
     py_syscall("setns", "308, 0, 0", EPERM),
+    # Linux AIO: a host-wide pool (fs.aio-max-nr) one run could fill for every process on the host.
+    py_syscall("io_setup, the host's AIO pool", "206, 4096, 0", ENOSYS),
+    Case(
+        "io_setup sixteen times over",
+        "python",
+        SYSCALL + "ctx = ctypes.c_ulong(0)\nprint({sc(206, 4096, ctypes.addressof(ctx)) for _ in range(16)})",
+        stdout="{38}\n",
+    ),
+    # ptys: every devpts draws on the host's kernel.pty.max.
+    Case(
+        "a pty from /dev/ptmx",
+        "python",
+        "import os\ntry:\n    os.openpty()\n    print('got one')\nexcept OSError as e:\n    print('none', e.errno in (2, 13))",
+        stdout="none True\n",
+    ),
+    Case(
+        "a pty from /dev/pts/ptmx",
+        "python",
+        "import os\ntry:\n    os.open('/dev/pts/ptmx', os.O_RDWR)\n    print('got one')\nexcept OSError as e:\n    print('none', e.errno)",
+        stdout="none 2\n",
+    ),
+    Case("an empty /dev/pts", "bash", "ls -A /dev/pts | wc -l; ls -l /dev/ptmx | cut -c1", stdout="0\nl\n"),
     py_syscall("keyring: keyctl", "250, 0, 0", EPERM),
     py_syscall("keyring: add_key", "248, 0, 0, 0, 0, 0", EPERM),
     py_syscall("ptrace", "101, 16, 1, 0, 0", EPERM),
