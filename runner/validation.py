@@ -20,6 +20,10 @@ from .errors import Refused
 from .wire import RunRequest
 
 MIN_MEMORY_MIB = 16
+# The kernel's limit for one argument (MAX_ARG_STRLEN, its NUL included), and what all of them
+# may take together, well inside ARG_MAX beside the sandbox's own command line.
+MAX_ARG_BYTES = 131071
+MAX_ARGS_BYTES = 256 * 1024
 FILE_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,99}")
 MAX_FILE_DEPTH = 8
 
@@ -99,6 +103,10 @@ def run_spec(req: RunRequest, config: RunnerConfig, key=None) -> RunSpec:
     for i, arg in enumerate(req.args):
         if "\0" in arg:
             raise Refused("invalid", f"field 'args' item {i} contains a NUL character", field="args")
+        if len(arg.encode()) > MAX_ARG_BYTES:
+            raise Refused("invalid", f"field 'args' item {i} is over {MAX_ARG_BYTES} bytes", field="args")
+    if sum(len(arg.encode()) for arg in req.args) > MAX_ARGS_BYTES:
+        raise Refused("invalid", f"field 'args' is over {MAX_ARGS_BYTES} bytes in all", field="args")
     _check_files(req.files, lang, config)
     limits = config.defaults
     # An API key may carry higher ceilings of its own.
@@ -143,6 +151,10 @@ def _check_files(files: dict[str, str], lang: languages.Language, config: Runner
         if name == lang.filename:
             raise Refused("invalid", f"field 'files' may not replace the main file {name!r}", field="files")
         dirs.update("/".join(parts[:i]) for i in range(1, len(parts)))
+    if lang.filename in dirs:
+        raise Refused(
+            "invalid", f"field 'files' uses the main file {lang.filename!r} as a folder", field="files"
+        )
     clash = dirs & files.keys()
     if clash:
         raise Refused(

@@ -480,3 +480,38 @@ def test_an_unknown_api_path_is_json_404(client):
     assert response.status_code == 404
     assert response["Content-Type"] == "application/json"
     assert response.json()["error"].startswith("no such endpoint")
+
+
+@pytest.fixture(params=["cold", "warm"])
+def either_start(request, settings):
+    settings.RUNNER_POOL_SIZE = 0 if request.param == "cold" else 2
+    return request.param
+
+
+@pytest.mark.parametrize("language", ["python", "javascript", "typescript", "bash"])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ({"files": {"MAIN/x": "1"}}, "uses the main file"),
+        ({"args": ["a" * 131072]}, "field 'args' item 0 is over 131071 bytes"),
+        ({"args": ["a" * 100_000] * 3}, "field 'args' is over 262144 bytes in all"),
+    ],
+    ids=["main file as a folder", "one argument over the kernel's limit", "arguments over their total"],
+)
+def test_the_same_bad_request_gets_the_same_400_in_every_language_and_path(
+    api, either_start, language, body, message
+):
+    from engine import languages
+
+    main = languages.get(language).filename
+    if "files" in body:
+        body = {"files": {name.replace("MAIN", main): v for name, v in body["files"].items()}}
+    response = api.execute({"language": language, "code": "1", **body})
+    assert response.status_code == 400, response.content
+    assert message in response.json()["error"]
+    assert response.json()["field"] == next(iter(body))
+
+
+def test_an_argument_just_under_the_kernels_limit_runs(api):
+    result = api.run("bash", 'echo "${#1}"', args=["a" * 131071])
+    assert result["stdout"] == "131071\n"
