@@ -37,7 +37,7 @@ class RunnerConfig:
     key_rate_limit: Rate | None  # for keys without a rate of their own
     client_concurrency: int
     client_wait_seconds: float
-    trusted_proxies: str
+    trusted_proxies: tuple  # the networks whose X-Forwarded-For is believed
     require_api_key: bool
     stop_grace_seconds: float  # at SIGTERM, how long runs in flight may go on before they are killed
     metrics_token: str  # empty: /metrics is served to loopback only
@@ -96,13 +96,14 @@ def get() -> RunnerConfig:
     )
 
 
-def _networks(name: str, text: str) -> str:
+def _networks(name: str, text: str) -> tuple:
+    networks = []
     for net in filter(None, (n.strip() for n in text.split(","))):
         try:
-            ipaddress.ip_network(net, strict=False)
+            networks.append(ipaddress.ip_network(net, strict=False))
         except ValueError:
             raise ImproperlyConfigured(f"{name}: {net!r} is not an address or CIDR") from None
-    return text
+    return tuple(networks)
 
 
 _backend: tuple[EngineConfig, LocalBackend] | None = None

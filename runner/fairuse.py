@@ -8,7 +8,6 @@ for several, where every count is one atomic script or command in Redis itself.
 from __future__ import annotations
 
 import asyncio
-import functools
 import ipaddress
 import logging
 import threading
@@ -76,14 +75,9 @@ class Client:
         return self.key.concurrency if self.key else conf.get().client_concurrency
 
 
-@functools.cache
-def _networks(text: str) -> tuple:
-    return tuple(ipaddress.ip_network(n.strip(), strict=False) for n in text.split(",") if n.strip())
-
-
 def client_address(remote: str, forwarded_for: str | None) -> str:
     """The client's address; X-Forwarded-For counts only when the peer is a trusted proxy."""
-    trusted = _networks(conf.get().trusted_proxies)
+    trusted = conf.get().trusted_proxies
     if not forwarded_for or not trusted:
         return remote
     try:
