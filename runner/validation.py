@@ -39,8 +39,6 @@ def _describe(error: dict) -> Refused:
     loc = [str(part) for part in error["loc"]]
     name = loc[0] if loc else None
     kind = error["type"]
-    if kind == "json_invalid":
-        return Refused("malformed", f"malformed JSON: {error['ctx']['error']}")
     if kind == "model_type" or not loc:
         return Refused("malformed", "the body must be a JSON object")
     if kind == "missing":
@@ -68,18 +66,27 @@ def _no_duplicates(pairs: list[tuple[str, object]]) -> dict:
     return dict(pairs)
 
 
-def parse_body(body: bytes | str, model: type[BaseModel] = RunRequest):
-    # A key given twice would silently mean its last value (two "language"s run the second).
+def loads(body: bytes | str):
+    """A request's JSON, parsed once; a key given twice is refused, as it would silently mean its
+    last value (two "language"s would run the second)."""
     try:
-        json.loads(body, object_pairs_hook=_no_duplicates)
+        return json.loads(body, object_pairs_hook=_no_duplicates)
     except _Duplicate as e:
         raise Refused("invalid", f"the key {e.args[0]!r} is given twice", field=e.args[0]) from None
-    except (ValueError, UnicodeDecodeError):
-        pass  # not JSON: pydantic says how, below
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        raise Refused("malformed", f"malformed JSON: {e}") from None
+
+
+def validate(data, model: type[BaseModel] = RunRequest):
+    """A parsed body as the model, or Refused naming the field at fault."""
     try:
-        return model.model_validate_json(body)
+        return model.model_validate(data)
     except ValidationError as e:
         raise _describe(e.errors()[0]) from None
+
+
+def parse_body(body: bytes | str, model: type[BaseModel] = RunRequest):
+    return validate(loads(body), model)
 
 
 def check_language(name: str) -> languages.Language:

@@ -69,9 +69,9 @@ class ExecuteConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data=None, bytes_data=None):
         first = self.submission is None
         try:
-            message = json.loads(text_data if text_data is not None else bytes_data)
-        except (ValueError, UnicodeDecodeError) as e:
-            return await self.error(f"malformed JSON: {e}", close=first)
+            message = validation.loads(text_data if text_data is not None else bytes_data)
+        except Refused as e:
+            return await self.error(e.message, close=first)
         if not isinstance(message, dict):
             return await self.error("a message must be a JSON object", close=first)
         kind = message.get("type")
@@ -82,7 +82,7 @@ class ExecuteConsumer(AsyncWebsocketConsumer):
             return await self.error(
                 f"unknown message type {kind!r}; use run, stdin, eof or kill", close=first
             )
-        await handler(message, text_data or bytes_data)
+        await handler(message)
 
     async def frame(self, message: dict) -> None:
         if not self.gone:
@@ -98,11 +98,11 @@ class ExecuteConsumer(AsyncWebsocketConsumer):
         body = e.to_wire()
         await self.error(body.pop("error"), close=True, code=close_code(e.status), **body)
 
-    async def on_run(self, message: dict, raw) -> None:
+    async def on_run(self, message: dict) -> None:
         if self.submission is not None:
             return await self.error("this socket already has a run; open another socket for the next")
         try:
-            req = validation.parse_body(raw, SocketRun)
+            req = validation.validate(message, SocketRun)
             client = await self.identify()
             spec = validation.run_spec(req, conf.get(), client.key)
             # The same rate limit, concurrency and credits as REST runs.
@@ -111,7 +111,7 @@ class ExecuteConsumer(AsyncWebsocketConsumer):
             return await self.refused(e)
         self.task = asyncio.create_task(self.forward())
 
-    async def on_stdin(self, message: dict, raw) -> None:
+    async def on_stdin(self, message: dict) -> None:
         if self.submission is None:
             return await self.error("send a run first", close=True)
         if not self.submission.run.interactive:
@@ -122,12 +122,12 @@ class ExecuteConsumer(AsyncWebsocketConsumer):
         if not await self.submission.write_stdin(data):
             await self.error("the program no longer reads its input")
 
-    async def on_eof(self, message: dict, raw) -> None:
+    async def on_eof(self, message: dict) -> None:
         if self.submission is None:
             return await self.error("send a run first", close=True)
         self.submission.close_stdin()
 
-    async def on_kill(self, message: dict, raw) -> None:
+    async def on_kill(self, message: dict) -> None:
         if self.submission is None:
             return await self.error("send a run first", close=True)
         self.submission.kill()
