@@ -28,6 +28,10 @@ DRAIN_SECONDS = 2.0
 # While a killed run drains, the kill is repeated this often: a kill that came while the
 # sandbox was still starting finds no program yet, and the next one finds it.
 KILL_AGAIN_SECONDS = 0.05
+# Input sent before the sandbox is up is held, up to this much; past it the sender waits
+# until it has been written to the program (which is back-pressure: a door waiting here
+# takes no more input from its client).
+EARLY_STDIN_BYTES = 1 << 20
 
 
 class Stage:
@@ -99,7 +103,9 @@ class Run:
         self._ended_by: str | None = None  # the client's kill, whichever stage it comes in
         # Input sent before the sandbox is up waits here, in order.
         self._early_stdin: deque[bytes] = deque()
+        self._early_bytes = 0
         self._early_eof = False
+        self._early_written = asyncio.Event()  # set once the early input is written, or the run is over
         self._flushing = False
         self._flush_task: asyncio.Task | None = None
         self._waiting: asyncio.Future | None = None  # the supervisor's wait for the next event
@@ -147,7 +153,12 @@ class Run:
     async def write_stdin(self, data: bytes) -> bool:
         """Send input to the program; False once it no longer reads it."""
         if self.handle is None or self._flushing:
+            if self._early_written.is_set():
+                return False  # the run is over
             self._early_stdin.append(data)
+            self._early_bytes += len(data)
+            if self._early_bytes > EARLY_STDIN_BYTES:
+                await self._early_written.wait()
             return not self._early_eof
         return await self.handle.write_stdin(data)
 
@@ -159,8 +170,12 @@ class Run:
 
     async def _flush_early_stdin(self) -> None:
         # Later input queues behind this until it is all written, so order holds.
-        while self._early_stdin:
-            await self.handle.write_stdin(self._early_stdin.popleft())
+        try:
+            while self._early_stdin:
+                await self.handle.write_stdin(self._early_stdin.popleft())
+        finally:
+            self._early_stdin.clear()
+            self._early_written.set()
         self._flushing = False
         if self._early_eof:
             self.handle.close_stdin()
@@ -175,7 +190,11 @@ class Run:
                 self._waiting.cancel()
 
     async def events(self) -> AsyncIterator[Event]:
-        self.handle = await self.backend.start(self.spec, interactive=self.interactive)
+        try:
+            self.handle = await self.backend.start(self.spec, interactive=self.interactive)
+        except BaseException:
+            self._early_written.set()  # it never starts: a sender waiting on its input goes on
+            raise
         try:
             if self._ended_by:  # killed while starting
                 self.handle.kill()
@@ -202,6 +221,10 @@ class Run:
                 else:
                     yield Exited(self._result(stage, outcome, compiled))
         finally:
+            if self._flush_task is None:
+                self._early_written.set()
+            elif not self._flush_task.done():
+                self._flush_task.cancel()  # its program is gone: what it was writing is dropped
             # close() finishes its work even when cancelled meanwhile.
             await self.handle.close()
 

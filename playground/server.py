@@ -13,6 +13,7 @@ import asyncio
 import logging
 import os
 import signal
+from functools import partial
 
 from daphne.access import AccessLogGenerator
 from daphne.cli import CommandLineInterface
@@ -25,6 +26,46 @@ from playground.logs import AccessLog, JsonAccessLog
 log = logging.getLogger("runner.server")
 
 CLOSE_HANDSHAKE_SECONDS = 60
+# A websocket's frames wait in its application's queue until the consumer takes them: past
+# FLOW_HIGH bytes waiting, the socket is no longer read (the client's sends then block, as
+# TCP's window closes), and from FLOW_LOW it is read again.
+FLOW_HIGH = 2 << 20
+FLOW_LOW = 512 << 10
+
+
+class FlowQueue(asyncio.Queue):
+    """A websocket application's input queue that stops reading the socket while it holds too much.
+
+    daphne queues every frame as it arrives, however slowly the application takes them: a
+    client could send without end to a run that never reads its input.
+    """
+
+    def __init__(self, protocol):
+        super().__init__()
+        self.protocol = protocol
+        self.held = 0
+        self.paused = False
+
+    def put_nowait(self, message):
+        super().put_nowait(message)
+        self.held += _size(message)
+        transport = getattr(self.protocol, "transport", None)
+        if self.held > FLOW_HIGH and not self.paused and transport is not None:
+            self.paused = True
+            transport.pauseProducing()
+
+    def get_nowait(self):
+        message = super().get_nowait()
+        self.held -= _size(message)
+        if self.paused and self.held <= FLOW_LOW:
+            self.paused = False
+            if self.protocol.transport is not None:
+                self.protocol.transport.resumeProducing()
+        return message
+
+
+def _size(message: dict) -> int:
+    return len(message.get("text") or message.get("bytes") or b"")
 
 
 class PlaygroundServer(Server):
@@ -45,6 +86,17 @@ class PlaygroundServer(Server):
         super().__init__(*args, action_logger=action_logger, **kwargs)
         self.draining = False
         self.ports = []  # what it listens on, to stop listening when it drains
+
+    def create_application(self, protocol, scope):
+        """daphne's, with a FlowQueue as a websocket's input queue."""
+        assert "application_instance" not in self.connections[protocol]
+        queue = FlowQueue(protocol) if scope.get("type") == "websocket" else asyncio.Queue()
+        scope.setdefault("asgi", {"version": "3.0"})
+        instance = self.application(scope=scope, receive=queue.get, send=partial(self.handle_reply, protocol))
+        if protocol not in self.connections:
+            return None
+        self.connections[protocol]["application_instance"] = asyncio.ensure_future(instance)
+        return queue
 
     def listen_success(self, port):
         self.ports.append(port)

@@ -213,12 +213,18 @@ RUNNER_OPEN_FILES = env_int("RUNNER_OPEN_FILES", limits.DEFAULT_OPEN_FILES, mini
 RUNNER_CPUS = env_float("RUNNER_CPUS", limits.DEFAULT_CPUS, minimum=0.01)
 RUNNER_MAX_CODE = env_int("RUNNER_MAX_CODE", 256 * 1024, minimum=1)  # bytes, code and files together
 RUNNER_MAX_FILES = env_int("RUNNER_MAX_FILES", 32, minimum=0)
-RUNNER_CONCURRENCY = env_int("RUNNER_CONCURRENCY", os.cpu_count() or 1, minimum=1)
+# Execution slots: one per core, and at least two, so that one client never holds them all
+# (each gets half by default, RUNNER_CLIENT_CONCURRENCY).
+RUNNER_CONCURRENCY = env_int("RUNNER_CONCURRENCY", max(2, os.cpu_count() or 1), minimum=1)
 RUNNER_QUEUE_SIZE = env_int("RUNNER_QUEUE_SIZE", 32, minimum=0)
 RUNNER_QUEUE_WAIT = env_float("RUNNER_QUEUE_WAIT", 30.0)  # seconds a queued run waits for a slot
 RUNNER_RETENTION_HOURS = env_float("RUNNER_RETENTION_HOURS", 24.0)
 RUNNER_METRICS_TOKEN = env_str("RUNNER_METRICS_TOKEN", "")  # empty: /metrics to loopback only
 RUNNER_STOP_GRACE = env_float("RUNNER_STOP_GRACE", 30.0)  # seconds runs in flight may go on at SIGTERM
+# What a websocket run may be sent as stdin, in all; past it the socket is closed (4413).
+RUNNER_STDIN_LIMIT = env_int("RUNNER_STDIN_LIMIT", 16 << 20, minimum=1)  # bytes
+# What a run's record keeps of each of stdin, stdout and stderr (GET /api/executions/<id>).
+RUNNER_STORED_LIMIT = env_int("RUNNER_STORED_LIMIT", 64 << 10, minimum=1024)  # bytes
 RUNNER_POOL_SIZE = env_int("RUNNER_POOL_SIZE", 2)  # pre-warmed sandboxes per language; 0 disables
 # Store finished runs just after their answer (runner.recorder), not before it.
 RUNNER_RECORD_IN_BACKGROUND = env_bool("RUNNER_RECORD_IN_BACKGROUND", True)
@@ -230,7 +236,8 @@ RUNNER_CGROUP_PARENT = env_str("RUNNER_CGROUP_PARENT", "code-playground")
 RUNNER_RATE_LIMIT = env_str("RUNNER_RATE_LIMIT", "60/min")  # per anonymous address; "off" disables
 RUNNER_KEY_RATE_LIMIT = env_str("RUNNER_KEY_RATE_LIMIT", "600/min")  # for keys without a rate of their own
 RUNNER_TRUSTED_PROXIES = env_str("RUNNER_TRUSTED_PROXIES", "")  # CIDRs whose X-Forwarded-For is believed
-RUNNER_CLIENT_CONCURRENCY = env_int("RUNNER_CLIENT_CONCURRENCY", 2, minimum=1)
+# Runs one client may have at once; 0: half the slots (at least one), leaving room for others.
+RUNNER_CLIENT_CONCURRENCY = env_int("RUNNER_CLIENT_CONCURRENCY", 0, minimum=0)
 RUNNER_CLIENT_WAIT = env_float("RUNNER_CLIENT_WAIT", 2.0)  # seconds an extra run waits for its client's turn
 RUNNER_REQUIRE_API_KEY = env_bool("RUNNER_REQUIRE_API_KEY", False)
 

@@ -43,6 +43,8 @@ class RunnerConfig:
     metrics_token: str  # empty: /metrics is served to loopback only
     journal_path: str  # answered runs not yet stored (runner.recorder)
     request_timeout_seconds: float  # how long a request may take to arrive (playground.http)
+    stdin_limit_bytes: int  # what a websocket run may be sent as stdin, in all
+    stored_limit_bytes: int  # what a run's record keeps of each of stdin, stdout and stderr
 
     @property
     def defaults(self) -> Limits:
@@ -85,7 +87,7 @@ def get() -> RunnerConfig:
         record_in_background=s.RUNNER_RECORD_IN_BACKGROUND,
         rate_limit=setting_rate("RUNNER_RATE_LIMIT", s.RUNNER_RATE_LIMIT),
         key_rate_limit=setting_rate("RUNNER_KEY_RATE_LIMIT", s.RUNNER_KEY_RATE_LIMIT),
-        client_concurrency=s.RUNNER_CLIENT_CONCURRENCY,
+        client_concurrency=s.RUNNER_CLIENT_CONCURRENCY or max(1, s.RUNNER_CONCURRENCY // 2),
         client_wait_seconds=s.RUNNER_CLIENT_WAIT,
         trusted_proxies=_networks("RUNNER_TRUSTED_PROXIES", s.RUNNER_TRUSTED_PROXIES),
         require_api_key=s.RUNNER_REQUIRE_API_KEY,
@@ -93,6 +95,8 @@ def get() -> RunnerConfig:
         metrics_token=s.RUNNER_METRICS_TOKEN,
         journal_path=str(s.DATA_DIR / "runs.journal"),
         request_timeout_seconds=s.RUNNER_REQUEST_TIMEOUT,
+        stdin_limit_bytes=s.RUNNER_STDIN_LIMIT,
+        stored_limit_bytes=s.RUNNER_STORED_LIMIT,
     )
 
 

@@ -50,6 +50,8 @@ class Execution(models.Model):
     cpu_time_ms = models.PositiveIntegerField(null=True)
     peak_memory = models.PositiveBigIntegerField(null=True)  # bytes
     compile = models.JSONField(null=True, blank=True)  # the compile stage's result, if it had one
+    # The fields cut to RUNNER_STORED_LIMIT when stored ("stdin", "stdout", "compile.stderr"...).
+    stored_truncated = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     objects = ExecutionQuerySet.as_manager()
@@ -62,16 +64,26 @@ class Execution(models.Model):
 
     @classmethod
     def from_run(cls, spec: RunSpec, result: RunResult) -> "Execution":
-        """The record of a finished run, not yet saved (runner.recorder saves it)."""
+        """The record of a finished run, not yet saved (runner.recorder saves it).
+
+        A run may take and give megabytes; its record keeps at most RUNNER_STORED_LIMIT bytes
+        of each of stdin, stdout and stderr, and names the fields it cut.
+        """
+        limit = conf.get().stored_limit_bytes
+        cut: list[str] = []
+        compiled = result.compile.model_dump(mode="json") if result.compile else None
+        if compiled:
+            for name in ("stdout", "stderr"):
+                compiled[name] = _stored(compiled[name], limit, f"compile.{name}", cut)
         return cls(
             id=result.id,
             language=result.language,
             code=spec.code,
-            stdin=spec.stdin,
+            stdin=_stored(spec.stdin, limit, "stdin", cut),
             args=list(spec.args),
             files=spec.files,
-            stdout=result.stdout,
-            stderr=result.stderr,
+            stdout=_stored(result.stdout, limit, "stdout", cut),
+            stderr=_stored(result.stderr, limit, "stderr", cut),
             exit_code=result.exit_code,
             signal=result.signal or "",
             status=result.status,
@@ -80,7 +92,8 @@ class Execution(models.Model):
             truncated=result.truncated,
             cpu_time_ms=result.cpu_time,
             peak_memory=result.peak_memory,
-            compile=result.compile.model_dump(mode="json") if result.compile else None,
+            compile=compiled,
+            stored_truncated=cut,
         )
 
     def result(self) -> RunResult:
@@ -107,9 +120,21 @@ class Execution(models.Model):
             stdin=self.stdin,
             args=self.args,
             files=self.files,
+            stored_truncated=self.stored_truncated,
             created_at=self.created_at,
         )
         return record.model_dump(mode="json", by_alias=True)
+
+
+def _stored(text: str, limit: int, name: str, cut: list[str]) -> str:
+    """text, or its first `limit` bytes of UTF-8 (whole characters only); a cut one is named in cut."""
+    if len(text) * 4 <= limit:  # fits, whatever its characters
+        return text
+    data = text.encode()
+    if len(data) <= limit:
+        return text
+    cut.append(name)
+    return data[:limit].decode(errors="ignore")
 
 
 class ApiKeyQuerySet(models.QuerySet):

@@ -94,6 +94,9 @@ class Recorder:
                 self._writing = len(batch)
             try:
                 written = self._write(batch)
+            except Exception:  # the thread goes on: it stores everyone's runs
+                log.exception("could not store %d run(s)", len(batch))
+                written = False
             finally:
                 with self._lock:
                     for execution in batch:
@@ -118,6 +121,13 @@ class Recorder:
                     ids = ", ".join(str(execution.id) for execution in batch)
                     log.error("could not store %d run(s) (%s): %s", len(batch), ids, e)
                     return False
+            except Exception:
+                # Not the database: one record it can't take. It must not cost the others
+                # theirs, so they are stored one by one and only the bad one is given up.
+                if len(batch) > 1:
+                    return all([self._write([execution], replayed) for execution in batch])
+                log.exception("run %s can't be stored, and is given up", batch[0].id)
+                return True  # no later try could store it either
         if time.monotonic() - self._last_prune > PRUNE_EVERY_SECONDS:
             self._last_prune = time.monotonic()
             try:

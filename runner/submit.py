@@ -72,7 +72,11 @@ class Submission:
         self.admitted = admitted
         self.spec = spec
         self.run = Run(spec, conf.backend(), interactive=interactive)
-        self._stdin: list[str] = []  # what an interactive client sent, kept for the record
+        # What an interactive client sent: counted against its budget, and kept for the record
+        # up to what a record keeps (RUNNER_STORED_LIMIT).
+        self._stdin: list[str] = []
+        self._stdin_kept = 0
+        self._stdin_sent = 0
         ACTIVE.add(self)
 
     @property
@@ -123,8 +127,23 @@ class Submission:
         await self.admitted.release()
 
     async def write_stdin(self, data: str) -> bool:
-        self._stdin.append(data)
-        return await self.run.write_stdin(data.encode())
+        """Send input to the program (False once it no longer reads it); waits while the program
+        has not read what it was sent before. Refused (too_large) past the run's stdin budget,
+        and the run is then killed."""
+        raw = data.encode()
+        config = conf.get()
+        self._stdin_sent += len(raw)
+        if self._stdin_sent > config.stdin_limit_bytes:
+            self.kill()
+            raise Refused(
+                "too_large",
+                f"stdin is over this run's limit of {config.stdin_limit_bytes} bytes; the run is killed",
+                field="data",
+            )
+        if self._stdin_kept <= config.stored_limit_bytes:
+            self._stdin.append(data)
+            self._stdin_kept += len(raw)
+        return await self.run.write_stdin(raw)
 
     def close_stdin(self) -> None:
         self.run.close_stdin()

@@ -70,11 +70,50 @@ def loads(body: bytes | str):
     """A request's JSON, parsed once; a key given twice is refused, as it would silently mean its
     last value (two "language"s would run the second)."""
     try:
-        return json.loads(body, object_pairs_hook=_no_duplicates)
+        data = json.loads(body, object_pairs_hook=_no_duplicates)
     except _Duplicate as e:
         raise Refused("invalid", f"the key {e.args[0]!r} is given twice", field=e.args[0]) from None
     except (ValueError, UnicodeDecodeError, RecursionError) as e:
         raise Refused("malformed", f"malformed JSON: {e}") from None
+    # A JSON escape can name half of a UTF-16 pair alone ("\udc80"): Python keeps it as a lone
+    # surrogate, which no file, pipe or database can take. The wire itself is UTF-8, so only
+    # an escape can make one: the walk is only for bodies that have such an escape.
+    escape = _SURROGATE_ESCAPE_BYTES if isinstance(body, bytes) else _SURROGATE_ESCAPE
+    if escape.search(body):
+        if (where := _lone_surrogate(data, "")) is not None:
+            raise Refused(
+                "invalid",
+                f"{where or 'the body'} holds a lone UTF-16 surrogate (an unpaired \\ud800-\\udfff "
+                "escape): text must be valid Unicode",
+                field=where or None,
+            )
+    return data
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE_ESCAPE_BYTES = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _lone_surrogate(value, where: str) -> str | None:
+    """The path of the first string (or key) in value that holds a lone surrogate; None if none does."""
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return where
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            path = f"{where}.{key}" if where else key
+            found = _lone_surrogate(key, where)
+            if found is None:
+                found = _lone_surrogate(item, path)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            if (found := _lone_surrogate(item, f"{where}[{i}]")) is not None:
+                return found
+    return None
 
 
 def validate(data, model: type[BaseModel] = RunRequest):

@@ -60,6 +60,12 @@ class ExecutionRecord(RunResult):
     stdin: str
     args: list[str]
     files: dict[str, str]
+    stored_truncated: list[str] = Field(
+        default_factory=list,
+        description="The fields this record keeps only the start of: a record holds at most"
+        " RUNNER_STORED_LIMIT bytes of each of stdin, stdout and stderr (compile.stdout and"
+        " compile.stderr too).",
+    )
     created_at: datetime
 
 

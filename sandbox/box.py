@@ -22,6 +22,7 @@ from . import cgroups, seccomp, unfinished
 from .argv import bwrap_argv, launcher_argv
 from .process import (
     Child,
+    PipeReader,
     kill_pid,
     memfd,
     pipe,
@@ -50,8 +51,8 @@ class Sandbox:
         self.host = host
         self.cgroup: cgroups.Cgroup | None = None
         self.process: Child | None = None
-        self.stdout: asyncio.StreamReader | None = None
-        self.stderr: asyncio.StreamReader | None = None
+        self.stdout: PipeReader | None = None
+        self.stderr: PipeReader | None = None
         self.started_ns = 0
         self.handed_ns = 0  # when a pre-warmed sandbox was handed its run
         self.ended_ns = 0

@@ -35,6 +35,8 @@ V1_CONTROLLERS = ("memory", "pids", "cpu", "cpuacct", "freezer")
 V2_CONTROLLERS = ("memory", "pids", "cpu")
 CPU_PERIOD_US = 100_000
 EMPTY_WAIT_SECONDS = 5.0
+# On cgroup v1, how long a kill waits for the freezer to report FROZEN (Cgroup.kill).
+FREEZE_WAIT_SECONDS = 0.002
 SPARE_GROUPS = 8  # empty groups kept per parent for the next sandboxes
 # What a spare may still be charged with: kernel objects its last sandbox left (a run
 # leaves under 2 MiB). A group holding more is removed, so no run starts with less room.
@@ -285,10 +287,14 @@ class Cgroup:
             else:
                 self._kill_members(spare)
         elif freezer := self.dirs.get("freezer"):
+            # v1 freezes asynchronously (FREEZING, then FROZEN). This runs on the server's event
+            # loop, so it waits a moment at most: a member still running when the list is read
+            # may fork once more, and the teardown's next kill (it repeats until the group is
+            # empty) takes the child. A member that was killed can fork no more.
             _write(f"{freezer}/freezer.state", "FROZEN")
-            deadline = time.monotonic() + 1.0
+            deadline = time.monotonic() + FREEZE_WAIT_SECONDS
             while _read(f"{freezer}/freezer.state").strip() != "FROZEN" and time.monotonic() < deadline:
-                time.sleep(0.0005)
+                pass
             self._kill_members(spare)
             _write(f"{freezer}/freezer.state", "THAWED")
         else:

@@ -20,7 +20,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, replace
 
-from . import cgroups, handover
+from . import cgroups, handover, unfinished
 from .box import Sandbox
 from .spec import RUN_CGROUP_PREFIX, BoxSpec, Host, SandboxError
 
@@ -164,8 +164,11 @@ class Pool:
                 if not wanted:
                     self._wake.wait(IDLE_CHECK_SECONDS)
                     continue
-                slot = POOL_UID_OFFSET + self._next_uid % POOL_UIDS
-                self._next_uid += 1
+                slot = self._free_slot(config.host)
+                if slot is None:
+                    log.error("every pooled sandbox uid is in use; waiting for one to be freed")
+                    self._wake.wait(IDLE_CHECK_SECONDS)
+                    continue
                 self._launching = True
                 # The emptiest pool first, so one busy language can't starve the others.
                 name = min(wanted, key=lambda name: len(self._boxes[name]))
@@ -185,6 +188,17 @@ class Pool:
                     box = None
             if box is not None:
                 _discard(box)
+
+    def _free_slot(self, host: Host) -> int | None:
+        """The next pool slot whose uid no sandbox still holds (waiting, running or dying): a
+        sandbox that waits for hours keeps its uid, and the kernel counts some limits per uid."""
+        live = unfinished.uids()
+        for _ in range(POOL_UIDS):
+            slot = POOL_UID_OFFSET + self._next_uid % POOL_UIDS
+            self._next_uid += 1
+            if host.uid(slot) not in live:
+                return slot
+        return None
 
     @staticmethod
     def _spec(template: BoxSpec, slot: int) -> BoxSpec:

@@ -208,9 +208,26 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-async def reader(fd: int) -> asyncio.StreamReader:
+class PipeReader(asyncio.StreamReader):
+    """A pipe's read end on the loop, which can leave what is written in the pipe for a while."""
+
+    async def hold(self, seconds: float) -> None:
+        """Read nothing for `seconds`: what the program writes meanwhile waits in the pipe (which
+        blocks the program once it is full), and the next read takes it all at once."""
+        transport = self._transport
+        if transport is None or self._paused or self._eof or transport.is_closing():
+            return
+        transport.pause_reading()
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            if not transport.is_closing():
+                transport.resume_reading()
+
+
+async def reader(fd: int) -> PipeReader:
     loop = asyncio.get_running_loop()
-    stream = asyncio.StreamReader(limit=PIPE_BYTES, loop=loop)
+    stream = PipeReader(limit=PIPE_BYTES, loop=loop)
     await loop.connect_read_pipe(
         lambda: asyncio.StreamReaderProtocol(stream, loop=loop), os.fdopen(fd, "rb", buffering=0)
     )

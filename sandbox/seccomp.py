@@ -37,10 +37,13 @@ DENY = (
 # thread pool). seccomp can't see the operations io_uring runs, so it is off. The old
 # Linux AIO calls draw on one host-wide pool (fs.aio-max-nr): one run could take all of it
 # from every other process on the host, and no runtime here uses them (glibc's POSIX AIO
-# is threads).
+# is threads). inotify watches inodes, and every sandbox binds the same host inodes
+# read-only: a watch on /usr/bin would show a run each program that other runs and the host
+# open, as they do. Only file watching (Node's fs.watch) goes without it.
 NOT_IMPLEMENTED = (
     "clone3", "io_uring_setup", "io_uring_enter", "io_uring_register",
     "io_setup", "io_destroy", "io_submit", "io_cancel", "io_getevents", "io_pgetevents",
+    "inotify_init", "inotify_init1", "inotify_add_watch",
 )  # fmt: skip
 CLONE_NAMESPACE_FLAGS = (
     0x00020000,  # CLONE_NEWNS

@@ -14,6 +14,7 @@ from collections import deque
 
 from sandbox import BoxSpec, Outcome, Sandbox, SandboxError, probe
 from sandbox.pool import POOL, PoolConfig, hand_over, sweep
+from sandbox.process import PipeReader
 
 from .. import languages
 from ..backend import Chunk, StageExit
@@ -22,6 +23,12 @@ from ..errors import Busy, Unavailable
 from ..spec import RunSpec
 
 READ_CHUNK = 65536
+# Output written in many small pieces (a byte at a time, say) would cost the server an event
+# and a frame for each. Once QUICK_READS reads in a row have come less than COALESCE_SECONDS
+# apart, each further one waits that long, with the pipe unread meanwhile, and takes what
+# gathered. A program's first output, and output that comes at a human pace, go at once.
+COALESCE_SECONDS = 0.005
+QUICK_READS = 8
 # How runs started on this host: from a pre-warmed sandbox, or cold. Read by /healthz and the tests.
 STARTS: collections.Counter[str] = collections.Counter()
 
@@ -176,12 +183,20 @@ class LocalHandle:
         ]
         self._closed = False
 
-    async def _pump(self, stream: str, reader: asyncio.StreamReader) -> None:
+    async def _pump(self, stream: str, reader: PipeReader) -> None:
+        loop = asyncio.get_running_loop()
+        last, quick = 0.0, 0
         while True:
             chunk = await reader.read(READ_CHUNK)
             self._queue.put_nowait(Chunk(stream, chunk))
             if not chunk:
                 return
+            now = loop.time()
+            quick = quick + 1 if now - last < COALESCE_SECONDS else 0
+            last = now
+            if quick >= QUICK_READS and len(chunk) < READ_CHUNK:
+                await reader.hold(COALESCE_SECONDS)
+                last = loop.time()  # the wait was ours: what follows it still counts as quick
 
     async def _wait(self) -> None:
         await self.box.finished()

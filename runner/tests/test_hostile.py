@@ -282,6 +282,22 @@ CASES = [
         SYSCALL + "ctx = ctypes.c_ulong(0)\nprint({sc(206, 4096, ctypes.addressof(ctx)) for _ in range(16)})",
         stdout="{38}\n",
     ),
+    # inotify: every sandbox binds the same host inodes, so a watch would see other runs' opens.
+    py_syscall("inotify_init1", "294, 0", ENOSYS),
+    py_syscall("inotify_init", "253", ENOSYS),
+    Case(
+        "inotify on /usr/bin, from Python",
+        "python",
+        "import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\nfd = libc.inotify_init1(0)\n"
+        "print(fd, ctypes.get_errno())\nprint(libc.inotify_add_watch(fd, b'/usr/bin', 0xfff), ctypes.get_errno())",
+        stdout="-1 38\n-1 38\n",
+    ),
+    Case(
+        "fs.watch on /usr/bin",
+        "javascript",
+        "const fs = require('fs');\ntry { fs.watch('/usr/bin', () => {}); console.log('watching'); }\ncatch (e) { console.log(e.code); }",
+        stdout="ENOSYS\n",
+    ),
     # ptys: every devpts draws on the host's kernel.pty.max.
     Case(
         "a pty from /dev/ptmx",
@@ -537,3 +553,32 @@ def test_a_hostile_program_is_contained(api, canaries, case, start):
     assert canaries.heard == []
     assert open_fds() == fds
     assert set(os.listdir("/tmp")) - tmp == set()
+
+
+def test_no_two_live_sandboxes_share_a_host_uid(api, settings, monkeypatch):
+    """Pooled sandboxes wait for hours; the pool's uids wrap around. A uid is never handed out
+    again while a sandbox on it lives: the kernel counts inotify instances, epoll watches and
+    pipe buffers per host uid, and without cgroups a teardown kills by uid."""
+    from collections import Counter
+
+    from sandbox import pool, unfinished
+
+    monkeypatch.setattr(pool, "POOL_UIDS", 12)  # room for every pool, and little more
+    settings.RUNNER_POOL_SIZE = 2
+    api.run("bash", "true")
+    for i in range(30):  # the Python pool turns over; the others wait throughout
+        assert api.run("python", f"print({i})")["stdout"] == f"{i}\n"
+        POOL.settle()
+        shared = {uid: n for uid, n in Counter(box.host.uid(box.spec.slot) for box in list(unfinished._boxes)).items() if n > 1}
+        assert shared == {}, f"after run {i}: uids held by more than one sandbox: {shared}"
+
+
+def test_a_record_keeps_only_the_start_of_a_large_output(api, client, start):
+    """A run may print a megabyte; its stored record keeps RUNNER_STORED_LIMIT of each stream,
+    and says which it cut. The answer itself has it all."""
+    result = api.run("python", "import sys\nprint('z' * 200000)\nprint('e' * 10, file=sys.stderr)")
+    assert result["stdout"] == "z" * 200000 + "\n"
+    stored = client.get(f"/api/executions/{result['id']}").json()
+    assert stored["stdout"] == "z" * (64 << 10)
+    assert stored["stderr"] == "e" * 10 + "\n"
+    assert stored["storedTruncated"] == ["stdout"]

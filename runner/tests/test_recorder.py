@@ -59,3 +59,44 @@ def test_a_websocket_run_is_stored_the_same_way(settings):
     assert RECORDER.flush()
     run_id = exit_message["id"]
     assert Execution.objects.get(id=run_id).stdout == "via-ws\n"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_record_the_database_cant_take_costs_no_other_run_its_record(settings, caplog):
+    """A record that fails for a reason of its own (here text no database encodes) is logged and
+    given up alone: the runs in its batch are stored, and the recorder goes on with later ones."""
+    import asyncio
+    import uuid
+
+    from engine.results import RunResult
+    from engine.spec import RunSpec
+
+    settings.RUNNER_RECORD_IN_BACKGROUND = True
+
+    def result(stdout):
+        return RunResult(
+            id=uuid.uuid4(), language="python", exit_code=0, stdout=stdout, stderr="", duration=1,
+            timed_out=False, truncated=False, signal=None, status="ok",
+        )  # fmt: skip
+
+    spec = RunSpec(language="python", code="print()")
+    batch = [result("first\n"), result("bad \udc80\n"), result("third\n")]
+    # One batch holding all three, as when they finish together.
+    assert RECORDER._write([Execution.from_run(spec, r) for r in batch])
+    stored = set(Execution.objects.filter(id__in=[r.id for r in batch]).values_list("stdout", flat=True))
+    assert stored == {"first\n", "third\n"}
+    assert f"run {batch[1].id} can't be stored" in caplog.text
+
+    # Through the recorder's thread: it lives on after the bad one, and stores the next.
+    async def record(*results):
+        for r in results:
+            await RECORDER.record(spec, r)
+
+    asyncio.run(record(result("bad again \udc80")))
+    assert RECORDER.flush()
+    thread = RECORDER._thread
+    later = result("later\n")
+    asyncio.run(record(later))
+    assert RECORDER.flush()
+    assert RECORDER._thread is thread and thread.is_alive()
+    assert Execution.objects.get(id=later.id).stdout == "later\n"

@@ -153,3 +153,31 @@ def test_the_spares_are_removed_when_the_process_exits(support):
     dirs = out.stdout.split()
     assert dirs
     assert not any(os.path.exists(d) for d in dirs)
+
+
+def test_a_kill_on_cgroup_v1_never_stalls_the_event_loop_on_the_freezer(support, monkeypatch):
+    """Freezing is asynchronous on v1: a kill waited up to a second for FROZEN, on the event
+    loop, stalling every other request. It now waits a moment at most, and still kills."""
+    if "freezer" not in support.mounts:
+        pytest.skip("no v1 freezer here")
+    group = make(support)
+    child = subprocess.Popen(["sleep", "60"])
+    try:
+        for procs in group.procs_files:
+            with open(procs, "w") as f:
+                f.write(str(child.pid))
+        real_read = cgroups._read
+        # A freezer that takes its time: it never says FROZEN.
+        monkeypatch.setattr(
+            cgroups, "_read", lambda p: "FREEZING\n" if p.endswith("freezer.state") else real_read(p)
+        )
+        import time
+
+        started = time.monotonic()
+        group.kill()
+        assert time.monotonic() - started < 0.25
+        assert child.wait(5) == -9
+    finally:
+        child.kill()
+        child.wait()
+    assert group.release()

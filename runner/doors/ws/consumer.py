@@ -6,9 +6,15 @@ Protocol (ws://HOST/ws/execute, one run per socket): see docs/api.md.
   server: {"type": "started", "id"}, {"type": "stdout"|"stderr", "data"}, {"type": "exit", ...result},
           {"type": "error", "error"}
 
-Buffering is bounded without a window of our own: the executor caps a run's output
-(RUNNER_OUTPUT_LIMIT), so a stalled client can hold at most that much in the server,
-and the run's wall-clock timeout ends it whether or not the client reads.
+What a socket may hold in the server is bounded both ways:
+- output: the executor caps a run's output (RUNNER_OUTPUT_LIMIT), and the run's wall-clock
+  timeout ends it whether or not the client reads. A stalled reader can hold that output
+  as JSON frames, up to six times its size where every byte needs an escape (\u0000).
+- input: frames are taken one at a time, and a stdin frame is done only once the program's
+  pipe has taken it. While the program does not read, the server takes no more frames, the
+  server stops reading the socket (playground.server.FlowQueue) and the client's sends
+  block. A run may be sent RUNNER_STDIN_LIMIT bytes of stdin in all; past that the run is
+  killed and the socket closed (4413).
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ class ExecuteConsumer(AsyncWebsocketConsumer):
         self.submission: Submission | None = None
         self.task: asyncio.Task | None = None
         self.gone = False
+        self.closing = False  # the server closed the socket: nothing more is sent
         await self.accept()
         metrics.WEBSOCKETS.inc()
 
@@ -69,9 +76,20 @@ class ExecuteConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data=None, bytes_data=None):
         first = self.submission is None
         try:
+            await self._receive(text_data, bytes_data, first)
+        except Exception:
+            # A frame this code did not foresee: the client hears so, and the socket, its run and
+            # the run's slot live on (a consumer that raised would end with none of them released).
+            log.exception("a websocket message could not be handled")
+            await self.error("internal server error: the message could not be handled", close=first,
+                             code=INTERNAL_ERROR)  # fmt: skip
+
+    async def _receive(self, text_data, bytes_data, first: bool) -> None:
+        try:
             message = validation.loads(text_data if text_data is not None else bytes_data)
         except Refused as e:
-            return await self.error(e.message, close=first)
+            body = e.to_wire()
+            return await self.error(body.pop("error"), close=first, **body)
         if not isinstance(message, dict):
             return await self.error("a message must be a JSON object", close=first)
         kind = message.get("type")
@@ -85,12 +103,13 @@ class ExecuteConsumer(AsyncWebsocketConsumer):
         await handler(message)
 
     async def frame(self, message: dict) -> None:
-        if not self.gone:
+        if not (self.gone or self.closing):
             await self.send(json.dumps(message))
 
     async def error(self, message: str, close: bool = False, code: int = BAD_REQUEST, **extra) -> None:
         await self.frame({"type": "error", "error": message, **extra})
-        if close and not self.gone:
+        if close and not (self.gone or self.closing):
+            self.closing = True
             await self.close(code)
 
     async def refused(self, e: Refused) -> None:
@@ -119,7 +138,11 @@ class ExecuteConsumer(AsyncWebsocketConsumer):
         data = message.get("data")
         if not isinstance(data, str):
             return await self.error("field 'data' must be a string")
-        if not await self.submission.write_stdin(data):
+        try:
+            reading = await self.submission.write_stdin(data)
+        except Refused as e:
+            return await self.refused(e)
+        if not reading:
             await self.error("the program no longer reads its input")
 
     async def on_eof(self, message: dict) -> None:
@@ -161,7 +184,8 @@ class ExecuteConsumer(AsyncWebsocketConsumer):
         except Exception:
             log.exception("run %s failed", self.submission.id)
             return await self.error("internal server error", close=True, code=INTERNAL_ERROR)
-        if not self.gone:
+        if not (self.gone or self.closing):
+            self.closing = True
             await self.close(NORMAL_CLOSURE)
 
 
