@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from . import cgroups
+import os
+from dataclasses import dataclass, field
+
+from . import cgroups, procfs
+from .process import memfd
 from .spec import (
     BASE_ENV,
+    COPY_TOOLS_BYTES,
     DEV_SHM_BYTES,
     INIT_PATH,
     RO_BINDS,
@@ -14,7 +19,41 @@ from .spec import (
     WORKDIR,
     BoxSpec,
     Host,
+    SandboxError,
 )
+
+
+@dataclass
+class Tools:
+    """What a sandbox gets besides its own files, as fds bwrap reads: tools and /proc masks."""
+
+    copies: dict[str, int] = field(default_factory=dict)  # path inside -> fd of the tool to copy there
+    binds: list[tuple[str, str]] = field(default_factory=list)  # (host path, path inside), bound
+    proc: dict[str, int] = field(default_factory=dict)  # /proc path -> fd of what it reads there
+
+    def fds(self) -> list[int]:
+        return [*self.copies.values(), *self.proc.values()]
+
+
+def open_tools(spec: BoxSpec, host: Host, fds: list[int]) -> Tools:
+    """The tools to copy in or bind, and the /proc masks, as fds (added to fds: closed after the start)."""
+    tools = Tools()
+    for source, dest in ((host.init, INIT_PATH), *spec.binds):
+        try:
+            fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as e:
+            raise SandboxError(f"cannot open the tool {source}: {e}") from e
+        if os.fstat(fd).st_size <= COPY_TOOLS_BYTES:
+            fds.append(fd)
+            tools.copies[dest] = fd
+        else:
+            os.close(fd)
+            tools.binds.append((source, dest))
+    # One fd each: bwrap reads a --ro-bind-data fd to its end, then closes it.
+    for path, data in procfs.masks(spec.limits).items():
+        tools.proc[path] = memfd(path.rsplit("/", 1)[-1], data)
+        fds.append(tools.proc[path])
+    return tools
 
 
 def bwrap_argv(
@@ -25,6 +64,7 @@ def bwrap_argv(
     seccomp_fd: int,
     out_fd: int,
     err_fd: int,
+    tools: Tools,
 ) -> list[str]:
     """Every isolation flag, in one place."""
     lim = spec.limits
@@ -46,11 +86,19 @@ def bwrap_argv(
         argv += ["--ro-bind-try", path, path]
     for target, link in SYMLINKS:
         argv += ["--symlink", target, link]
-    argv += ["--ro-bind", host.init, INIT_PATH]
-    for source, dest in spec.binds:
+    # The tools are copied in from fds where they are small: a bind would show the tools
+    # directory's host path in /proc/self/mountinfo. A large one is bound.
+    for dest, fd in tools.copies.items():
+        argv += ["--perms", "0555", "--file", str(fd), dest]
+    for source, dest in tools.binds:
         argv += ["--ro-bind", source, dest]
+    argv += ["--proc", "/proc"]
+    # The host's counters and facts in /proc, masked (sandbox.procfs).
+    for dest, fd in tools.proc.items():
+        argv += ["--ro-bind-data", str(fd), dest]
+    for dest in procfs.existing(procfs.EMPTY_DIRS):
+        argv += ["--size", "4096", "--tmpfs", dest, "--remount-ro", dest]
     argv += [
-        "--proc", "/proc",
         # A writable /dev tmpfs would have no size cap: give /dev/shm its own, then freeze /dev.
         "--dev", "/dev",
         # No ptys: every devpts draws on the host's kernel.pty.max, and bwrap's sets no max=,

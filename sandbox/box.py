@@ -19,7 +19,7 @@ import signal as signals
 import time
 
 from . import cgroups, seccomp, unfinished
-from .argv import bwrap_argv, launcher_argv
+from .argv import bwrap_argv, launcher_argv, open_tools
 from .process import (
     Child,
     PipeReader,
@@ -137,12 +137,13 @@ class Sandbox:
             # the program's output pipes reach sandbox-init as extra fds.
             self._setup_fd, setup_w = os.pipe2(os.O_CLOEXEC)
             fds.append(setup_w)
+            tools = open_tools(self.spec, self.host, fds)
             uid = self.host.uid(self.spec.slot)
             # The program's own pipes belong to its uid, so that it can open them again by
             # name (`echo hi > /dev/stderr`, open('/dev/stdout')), as on any terminal.
             for fd in (in_r, out_w, err_w):
                 os.fchown(fd, uid, uid)
-            bwrap = bwrap_argv(self.spec, self.host, file_fds, status_w, filter_fd, out_w, err_w)
+            bwrap = bwrap_argv(self.spec, self.host, file_fds, status_w, filter_fd, out_w, err_w, tools)
             argv = launcher_argv(self.host, uid, join, bwrap)
             self.started_ns = time.monotonic_ns()
             self.process = spawn(
@@ -150,7 +151,7 @@ class Sandbox:
                 stdin=in_r,
                 stdout=setup_w,
                 stderr=setup_w,
-                pass_fds=[status_w, filter_fd, out_w, err_w, *file_fds.values()],
+                pass_fds=[status_w, filter_fd, out_w, err_w, *file_fds.values(), *tools.fds()],
                 start_new_session=True,
             )
         finally:

@@ -28,6 +28,8 @@ WORKDIR = "/tmp"  # one private tmpfs: the working directory, /tmp and $HOME at 
 DEV_SHM_BYTES = 1 << 20  # /dev/shm is its own small tmpfs, so it can't bypass the /tmp cap
 PIPE_BYTES = 1 << 20  # large pipes: Node's async writes reach the output cap, not the OOM killer
 INIT_PATH = "/.sandbox-init"
+# A tool up to this size is copied into the sandbox rather than bound (sandbox.argv).
+COPY_TOOLS_BYTES = 1 << 20
 # Only the runtime is visible, read-only. /usr/local is left out on purpose: on
 # many hosts it holds unrelated tools and configuration. /etc/alternatives holds
 # only the symlinks that commands such as awk resolve through.

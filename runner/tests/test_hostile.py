@@ -33,6 +33,23 @@ SYSCALL = (
 EPERM, ENOSYS, EAFNOSUPPORT = "1", "38", "97"
 
 
+def _host_fact(path: str, prefix: str = "") -> tuple[str, ...]:
+    """A fact of this host a sandbox must not tell: the line of path that starts with prefix."""
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith(prefix) and line.strip():
+                    return (line.split(":", 1)[1].strip() if prefix else line.strip(),)
+    except OSError:
+        pass
+    return ()
+
+
+HOST_CPU_MODEL = _host_fact("/proc/cpuinfo", "model name")
+HOST_BOOT_ID = _host_fact("/proc/sys/kernel/random/boot_id")
+HOST_CMDLINE = _host_fact("/proc/cmdline")
+
+
 @dataclass(frozen=True)
 class Case:
     name: str
@@ -298,6 +315,65 @@ CASES = [
         "const fs = require('fs');\ntry { fs.watch('/usr/bin', () => {}); console.log('watching'); }\ncatch (e) { console.log(e.code); }",
         stdout="ENOSYS\n",
     ),
+    # /proc: the host's facts and host-wide counters, masked with the run's own view.
+    Case(
+        "the host's uptime and load",
+        "bash",
+        "cat /proc/uptime /proc/loadavg",
+        stdout="0.00 0.00\n0.00 0.00 0.00 1/1 1\n",
+    ),
+    Case(
+        "forks, CPU time and interrupts since boot",
+        "bash",
+        "grep -E '^(cpu |intr|ctxt|processes|procs_running)' /proc/stat",
+        stdout="cpu  0 0 0 0 0 0 0 0 0 0\nintr 0\nctxt 0\nprocesses 1\nprocs_running 1\n",
+    ),
+    Case(
+        "the host's memory",
+        "python",
+        "import os\nprint(open('/proc/meminfo').readline().split()[1], os.sysconf('SC_PAGE_SIZE') > 0)",
+        stdout="262144 True\n",  # the run's 256 MiB
+    ),
+    Case(
+        "the host's CPU model",
+        "bash",
+        "grep -c '^model name.*: virtual CPU$' /proc/cpuinfo; grep -c '^processor' /proc/cpuinfo",
+        stdout=f"{os.cpu_count()}\n{os.cpu_count()}\n",
+        lacks=HOST_CPU_MODEL,
+    ),
+    Case(
+        "the host's boot id and kernel command line",
+        "bash",
+        "cat /proc/sys/kernel/random/boot_id /proc/cmdline",
+        lacks=HOST_BOOT_ID + HOST_CMDLINE,
+    ),
+    Case(
+        "host-wide counts of open files, ptys and AIO contexts",
+        "bash",
+        "cut -f1 /proc/sys/fs/file-nr; cat /proc/sys/kernel/pty/nr /proc/sys/fs/aio-nr",
+        stdout="0\n0\n0\n",
+    ),
+    Case(
+        "the host's pressure, disks, locks and memory counters",
+        "bash",
+        "ls -A /proc/pressure | wc -l; cat /proc/locks /proc/diskstats /proc/partitions /proc/vmstat "
+        "/proc/zoneinfo /proc/buddyinfo /proc/interrupts /proc/softirqs /proc/sys/fs/inode-nr | wc -c",
+        stdout="0\n0\n",
+    ),
+    Case(
+        "the tools directory's host path in mountinfo",
+        "python",
+        "print(open('/proc/self/mountinfo').read())",
+        contains=(" /proc ",),
+        lacks=("%TOOLS%",),
+    ),
+    Case(
+        "the tools directory's host path in mountinfo, from Node",
+        "javascript",
+        "console.log(require('fs').readFileSync('/proc/self/mountinfo', 'utf8'))",
+        contains=(" /proc ",),
+        lacks=("%TOOLS%",),
+    ),
     # ptys: every devpts draws on the host's kernel.pty.max.
     Case(
         "a pty from /dev/ptmx",
@@ -486,6 +562,7 @@ class Canaries:
             .replace("%UDP%", str(self.udp.getsockname()[1]))
             .replace("%ABSTRACT%", self.abstract_name)
             .replace("%BASE%", str(django_settings.BASE_DIR))
+            .replace("%TOOLS%", str(django_settings.RUNNER_TOOLS_DIR))
             .replace("%DB%", str(django_settings.DATABASES["default"]["NAME"]))
         )
 
@@ -510,16 +587,16 @@ def open_fds() -> int:
     return len(os.listdir("/proc/self/fd")) - POOL.held_fds()
 
 
-def check(case: Case, result: dict) -> None:
+def check(case: Case, result: dict, tokens=lambda text: text) -> None:
     statuses = case.status if isinstance(case.status, tuple) else (case.status,)
     assert result["status"] in statuses, result
     if case.stdout is not None:
         assert result["stdout"] == case.stdout, result
     both = result["stdout"] + result["stderr"]
     for text in case.contains:
-        assert text in both, result
+        assert tokens(text) in both, result
     for text in case.lacks:
-        assert text not in both, result
+        assert tokens(text) not in both, result
     if case.signal:
         signals = case.signal if isinstance(case.signal, tuple) else (case.signal,)
         assert result["signal"] in signals, result
@@ -547,7 +624,7 @@ def test_a_hostile_program_is_contained(api, canaries, case, start):
     starts = STARTS[start]
     result = api.run(case.language, canaries.program(case.code), stdin=case.stdin, **limits)
     assert STARTS[start] == starts + 1  # it really took the path it is named for
-    check(case, result)
+    check(case, result, canaries.program)
     assert SECRET not in result["stdout"] + result["stderr"]
     assert api.run("python", "print(6 * 7)")["stdout"] == "42\n"
     assert canaries.heard == []
@@ -569,7 +646,11 @@ def test_no_two_live_sandboxes_share_a_host_uid(api, settings, monkeypatch):
     for i in range(30):  # the Python pool turns over; the others wait throughout
         assert api.run("python", f"print({i})")["stdout"] == f"{i}\n"
         POOL.settle()
-        shared = {uid: n for uid, n in Counter(box.host.uid(box.spec.slot) for box in list(unfinished._boxes)).items() if n > 1}
+        shared = {
+            uid: n
+            for uid, n in Counter(box.host.uid(box.spec.slot) for box in list(unfinished._boxes)).items()
+            if n > 1
+        }
         assert shared == {}, f"after run {i}: uids held by more than one sandbox: {shared}"
 
 
