@@ -22,6 +22,16 @@ from .spec import (
     SandboxError,
 )
 
+DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
+DEV_SYMLINKS = (
+    ("/proc/self/fd", "fd"),
+    ("/proc/self/fd/0", "stdin"),
+    ("/proc/self/fd/1", "stdout"),
+    ("/proc/self/fd/2", "stderr"),
+    ("/proc/kcore", "core"),
+    ("pts/ptmx", "ptmx"),
+)
+
 
 @dataclass
 class Tools:
@@ -98,12 +108,17 @@ def bwrap_argv(
         argv += ["--ro-bind-data", str(fd), dest]
     for dest in procfs.existing(procfs.EMPTY_DIRS):
         argv += ["--size", "4096", "--tmpfs", dest, "--remount-ro", dest]
+    # /dev as bwrap's --dev makes it, less the devpts: no ptys, as every devpts draws on the
+    # host's kernel.pty.max (bwrap's sets no max=), so one run could take every pty on the host.
+    # /dev/pts is an empty directory. A writable /dev tmpfs would have no size cap: /dev/shm
+    # gets its own, then /dev is frozen.
+    argv += ["--tmpfs", "/dev"]
+    for device in DEVICES:
+        argv += ["--dev-bind", f"/dev/{device}", f"/dev/{device}"]
+    for target, link in DEV_SYMLINKS:
+        argv += ["--symlink", target, f"/dev/{link}"]
     argv += [
-        # A writable /dev tmpfs would have no size cap: give /dev/shm its own, then freeze /dev.
-        "--dev", "/dev",
-        # No ptys: every devpts draws on the host's kernel.pty.max, and bwrap's sets no max=,
-        # so one run could take every pty on the host. An empty, root-owned /dev/pts hides it.
-        "--tmpfs", "/dev/pts",
+        "--dir", "/dev/pts",
         "--size", str(DEV_SHM_BYTES), "--tmpfs", "/dev/shm",
         "--remount-ro", "/dev",
         "--size", str(lim.tmpfs_mib << 20), "--perms", "1777", "--tmpfs", WORKDIR,

@@ -20,23 +20,16 @@ import uuid
 
 from .spec import Limits
 
-# Host-wide counters with no neutral value worth writing: they read as empty files (a few
-# hold no counter but name the host's disks, or other runs' locks).
-EMPTY = (
-    "/proc/locks",  # every lock on the host, with its inode and the pid holding it
-    "/proc/diskstats",
-    "/proc/partitions",
-    "/proc/vmstat",
-    "/proc/zoneinfo",
-    "/proc/buddyinfo",
-    "/proc/interrupts",
-    "/proc/softirqs",
-    "/proc/schedstat",
-    "/proc/key-users",
-    "/proc/sys/fs/inode-nr",
-    "/proc/sys/fs/inode-state",
-    "/proc/sys/fs/dentry-state",
-)
+# Read as empty: every lock on the host, with the inode it is on and its holder (other runs
+# lock the same read-only inodes). Each file covered costs bwrap a mount, at every sandbox
+# start, and the sandbox's teardown one more: the host-wide counters that name no run's own
+# activity (diskstats, vmstat, interrupts...) are left (SECURITY.md).
+EMPTY = ("/proc/locks",)
+# The memory /proc/meminfo tells, all of it free: neither the host's nor the run's limit. Runtimes
+# size their heaps from it: Node's V8, told 256 MiB, collects so much more often that a
+# TypeScript run took 1.5-2 x as long (bench/NOTES.md, 2026-12-03). The cgroup's limit holds
+# either way, and a run over it ends with status "memory".
+MEMINFO_TOTAL_KIB = 16 << 20
 # Directories of host-wide counters: an empty, read-only tmpfs over each.
 EMPTY_DIRS = ("/proc/pressure",)
 
@@ -50,14 +43,12 @@ def existing(paths: tuple[str, ...]) -> tuple[str, ...]:
 def masks(limits: Limits, cpus: int | None = None) -> dict[str, bytes]:
     """The files bound over /proc for one sandbox: its path inside, and what it reads there."""
     cpus = cpus or len(os.sched_getaffinity(0))
-    memory_kib = limits.memory_mib << 10
     files = {
         "/proc/uptime": b"0.00 0.00\n",
         "/proc/loadavg": b"0.00 0.00 0.00 1/1 1\n",
         "/proc/stat": _stat(cpus, int(time.time())),
-        "/proc/meminfo": _meminfo(memory_kib),
+        "/proc/meminfo": _meminfo(MEMINFO_TOTAL_KIB),
         "/proc/cpuinfo": _cpuinfo(cpus),
-        "/proc/swaps": b"Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n",
         "/proc/cmdline": b"ro quiet\n",
         "/proc/sys/kernel/random/boot_id": f"{uuid.uuid4()}\n".encode(),
         "/proc/sys/fs/file-nr": f"0\t0\t{limits.open_files}\n".encode(),
@@ -85,7 +76,6 @@ def _stat(cpus: int, boot: int) -> bytes:
 
 
 def _meminfo(total_kib: int) -> bytes:
-    # The run's memory limit is its machine's memory, all of it free.
     fields = {
         "MemTotal": total_kib,
         "MemFree": total_kib,

@@ -48,6 +48,7 @@ def _host_fact(path: str, prefix: str = "") -> tuple[str, ...]:
 HOST_CPU_MODEL = _host_fact("/proc/cpuinfo", "model name")
 HOST_BOOT_ID = _host_fact("/proc/sys/kernel/random/boot_id")
 HOST_CMDLINE = _host_fact("/proc/cmdline")
+HOST_MEMORY = _host_fact("/proc/meminfo", "MemTotal")  # "24683664 kB"
 
 
 @dataclass(frozen=True)
@@ -331,8 +332,9 @@ CASES = [
     Case(
         "the host's memory",
         "python",
-        "import os\nprint(open('/proc/meminfo').readline().split()[1], os.sysconf('SC_PAGE_SIZE') > 0)",
-        stdout="262144 True\n",  # the run's 256 MiB
+        "print(open('/proc/meminfo').read(200))",
+        contains=("MemTotal:       16777216 kB\nMemFree:        16777216 kB\n",),  # a neutral 16 GiB
+        lacks=HOST_MEMORY,
     ),
     Case(
         "the host's CPU model",
@@ -354,11 +356,11 @@ CASES = [
         stdout="0\n0\n0\n",
     ),
     Case(
-        "the host's pressure, disks, locks and memory counters",
-        "bash",
-        "ls -A /proc/pressure | wc -l; cat /proc/locks /proc/diskstats /proc/partitions /proc/vmstat "
-        "/proc/zoneinfo /proc/buddyinfo /proc/interrupts /proc/softirqs /proc/sys/fs/inode-nr | wc -c",
-        stdout="0\n0\n",
+        "the host's memory pressure, and its locks",
+        "python",
+        "import fcntl, os\nf = open('/usr/bin/env')\nfcntl.flock(f, fcntl.LOCK_SH)\n"
+        "print(len(os.listdir('/proc/pressure')), repr(open('/proc/locks').read()))",
+        stdout="0 ''\n",
     ),
     Case(
         "the tools directory's host path in mountinfo",
