@@ -4,11 +4,14 @@ A sandbox gets a procfs of its own pid namespace, but the files outside /proc/<p
 host's: its uptime, its memory and CPU model, its kernel command line and boot id, and
 host-wide counters (tasks in loadavg, forks since boot, CPU time, interrupts, disk I/O, open
 files, ptys, AIO contexts, memory pressure, locks). Read twice, the counters tell a program
-when other runs start and what they do. bwrap binds a file of ours over each of them, made
-for this sandbox (masks()); the kernel's version may stay.
+when other runs start and what they do. bwrap binds a file of ours over each of those a
+run's activity moves, or that name the host, made for this sandbox (masks()); the kernel's
+version may stay.
 
 What this does not reach (SECURITY.md): the files under /proc/<pid> (mountinfo, autogroup),
-and what the kernel answers directly (sysinfo(2), the clocks, the cpuid instruction).
+what the kernel answers directly (sysinfo(2), the clocks, the cpuid instruction), and the
+counters left uncovered because each cover costs a mount at every start (diskstats, vmstat,
+interrupts...).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ EMPTY = ("/proc/locks",)
 # size their heaps from it: Node's V8, told 256 MiB, collects so much more often that a
 # TypeScript run took 1.5-2 x as long (bench/NOTES.md, 2026-12-03). The cgroup's limit holds
 # either way, and a run over it ends with status "memory".
-MEMINFO_TOTAL_KIB = 16 << 20
+MEMINFO_TOTAL_KIB = 16 << 20  # 16 GiB
 # Directories of host-wide counters: an empty, read-only tmpfs over each.
 EMPTY_DIRS = ("/proc/pressure",)
 
