@@ -9,7 +9,12 @@ from websockets.sync.client import connect
 
 from conftest import LIVE_CGROUP_PARENT, LIVE_UID_BASES, Server
 
-LIVE = {"RUNNER_UID_BASE": str(LIVE_UID_BASES[0]), "RUNNER_CGROUP_PARENT": LIVE_CGROUP_PARENT}
+# The tests are one client with two runs at once, which by default (half the slots) may have one.
+LIVE = {
+    "RUNNER_UID_BASE": str(LIVE_UID_BASES[0]),
+    "RUNNER_CGROUP_PARENT": LIVE_CGROUP_PARENT,
+    "RUNNER_CLIENT_CONCURRENCY": "4",
+}
 
 
 def in_thread(fn):
