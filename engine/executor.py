@@ -221,10 +221,9 @@ class Run:
                 else:
                     yield Exited(self._result(stage, outcome, compiled))
         finally:
-            if self._flush_task is None:
-                self._early_written.set()
-            elif not self._flush_task.done():
+            if self._flush_task is not None and not self._flush_task.done():
                 self._flush_task.cancel()  # its program is gone: what it was writing is dropped
+            self._early_written.set()  # (a task cancelled before it ran would never set it)
             # close() finishes its work even when cancelled meanwhile.
             await self.handle.close()
 

@@ -29,6 +29,12 @@ def make(support, **limits):
     return cgroups.Cgroup.create(support, TEST_CGROUP_PARENT, cgroups.name("slot", 9), **{**wanted, **limits})
 
 
+def join(group, pid: int) -> None:
+    for procs in group.procs_files:
+        with open(procs, "w") as f:
+            f.write(str(pid))
+
+
 def limits_of(group):
     """The limits as the kernel holds them: memory, pids, CPU quota and CPU weight."""
 
@@ -69,9 +75,7 @@ def test_a_group_that_still_holds_a_process_is_never_kept(support):
     group = make(support)
     sleeper = subprocess.Popen(["sleep", "30"])
     try:
-        for procs in group.procs_files:
-            with open(procs, "w") as f:
-                f.write(str(sleeper.pid))
+        join(group, sleeper.pid)
         assert not group.release()
         assert not set(group.dirs.values()) & cgroups.spare_dirs()
         other = make(support)
@@ -163,9 +167,7 @@ def test_a_kill_on_cgroup_v1_never_stalls_the_event_loop_on_the_freezer(support,
     group = make(support)
     child = subprocess.Popen(["sleep", "60"])
     try:
-        for procs in group.procs_files:
-            with open(procs, "w") as f:
-                f.write(str(child.pid))
+        join(group, child.pid)
         real_read = cgroups._read
         # A freezer that takes its time: it never says FROZEN.
         monkeypatch.setattr(
