@@ -91,3 +91,14 @@ def test_adding_an_interpreted_language_is_one_file(tmp_path):
 def test_the_docs_list_every_language_from_the_registry():
     docs = (languages.DIRECTORY.parent / "docs" / "languages.md").read_text()
     assert languages.table() in docs, "run: python -m engine.languages > docs/languages.md"
+
+
+def test_every_language_has_its_editor_mode():
+    """The editor knows every mode a language file names (frontend/src/codemirror.js's MODES)."""
+    import re
+
+    source = (languages.DIRECTORY.parent / "frontend" / "src" / "codemirror.js").read_text()
+    modes = set(
+        re.findall(r"^  (\w+): \(\) =>", source.split("const MODES = {", 1)[1].split("};", 1)[0], re.M)
+    )
+    assert {lang.editor for lang in languages.LANGUAGES} <= modes

@@ -2,8 +2,12 @@
 // from its file under languages/ (served in the page's config); these are the modes there are.
 import { indentWithTab } from "@codemirror/commands";
 import { javascript } from "@codemirror/lang-javascript";
+import { php } from "@codemirror/lang-php";
 import { python } from "@codemirror/lang-python";
 import { StreamLanguage } from "@codemirror/language";
+import { lua } from "@codemirror/legacy-modes/mode/lua";
+import { perl } from "@codemirror/legacy-modes/mode/perl";
+import { ruby } from "@codemirror/legacy-modes/mode/ruby";
 import { shell } from "@codemirror/legacy-modes/mode/shell";
 import { Compartment, EditorState, Prec } from "@codemirror/state";
 import { oneDark } from "@codemirror/theme-one-dark";
@@ -15,6 +19,10 @@ const MODES = {
   javascript: () => javascript(),
   typescript: () => javascript({ typescript: true }),
   shell: () => StreamLanguage.define(shell),
+  ruby: () => StreamLanguage.define(ruby),
+  php: () => php(),
+  lua: () => StreamLanguage.define(lua),
+  perl: () => StreamLanguage.define(perl),
 };
 const plain = () => [];
 

@@ -15,6 +15,7 @@ import pytest
 from django.conf import settings
 
 from conftest import LIVE_CGROUP_PARENT, LIVE_UID_BASES, Server
+from engine import languages
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
@@ -88,7 +89,7 @@ def output(page):
     return page.get_by_role("log", name="Output")
 
 
-@pytest.mark.parametrize("language", ["python", "javascript", "typescript", "bash"])
+@pytest.mark.parametrize("language", languages.names())
 def test_each_language_runs_its_example(server, page, language):
     page.goto(server.url)
     page.get_by_label("Language").select_option(language)

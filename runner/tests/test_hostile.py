@@ -502,6 +502,105 @@ CASES = [
         "import { spawn } from 'child_process';\nspawn('sleep', ['1000'], { detached: true, stdio: 'ignore' }).unref();\nconsole.log('started');",
         stdout="started\n",
     ),
+    # --- Ruby, PHP, Lua and Perl: the same walls ---
+    Case(
+        "Ruby reads host files",
+        "ruby",
+        'puts ["/etc/shadow", "/root", "%BASE%"].map { |p| File.exist?(p) }.join(" ")',
+        stdout="false false false\n",
+    ),
+    Case(
+        "Ruby network",
+        "ruby",
+        'require "socket"\nbegin\n  TCPSocket.new("127.0.0.1", %TCP%)\n  puts "connected"\n'
+        "rescue SystemCallError => e\n  puts e.class\nend",
+        stdout="Errno::EAFNOSUPPORT\n",
+    ),
+    Case(
+        "Ruby memory bomb",
+        "ruby",
+        'a = []\nloop { a << "x" * 10_000_000 }',
+        status=("memory", "error"),
+        timeout=5000,
+    ),
+    Case(
+        "Ruby child process daemon",
+        "ruby",
+        'Process.detach(Process.spawn("sleep", "1000", pgroup: true))\nputs "started"',
+        stdout="started\n",
+    ),
+    Case(
+        "PHP reads host files",
+        "php",
+        '<?php echo implode(" ", array_map(fn($p) => file_exists($p) ? "true" : "false",'
+        ' ["/etc/shadow", "/root", "%BASE%"])), "\\n";',
+        stdout="false false false\n",
+    ),
+    Case(
+        "PHP network",
+        "php",
+        '<?php $s = @fsockopen("127.0.0.1", %TCP%, $errno, $errstr, 1); echo $s ? "connected" : "refused", "\\n";',
+        stdout="refused\n",
+    ),
+    Case(
+        "PHP memory bomb",
+        "php",
+        '<?php ini_set("memory_limit", "-1"); $a = []; while (true) { $a[] = str_repeat("x", 10000000); }',
+        status=("memory", "error"),
+        timeout=5000,
+    ),
+    Case(
+        "PHP shell daemon",
+        "php",
+        '<?php exec("sleep 1000 > /dev/null 2>&1 &"); echo "started\\n";',
+        stdout="started\n",
+    ),
+    Case(
+        "Lua reads host files",
+        "lua",
+        'for _, p in ipairs({"/etc/shadow", "/root", "%BASE%"}) do io.write(tostring(io.open(p) ~= nil), " ") end\nprint()',
+        stdout="false false false \n",
+    ),
+    Case(
+        "Lua network through a shell",
+        "lua",
+        "io.write(io.popen(\"bash -c 'exec 3<>/dev/tcp/127.0.0.1/%TCP% && echo connected || echo refused' 2>/dev/null\"):read('a'))",
+        stdout="refused\n",
+    ),
+    Case(
+        "Lua memory bomb",
+        "lua",
+        'local t = {}\nwhile true do t[#t + 1] = string.rep("x", 10000000) .. #t end',
+        status=("memory", "error"),
+        timeout=5000,
+    ),
+    Case(
+        "Lua shell daemon",
+        "lua",
+        'os.execute("sleep 1000 &")\nprint("started")',
+        stdout="started\n",
+    ),
+    Case(
+        "Perl reads host files",
+        "perl",
+        'print join(" ", map { -e $_ ? "true" : "false" } ("/etc/shadow", "/root", "%BASE%")), "\\n";',
+        stdout="false false false\n",
+    ),
+    Case(
+        "Perl network",
+        "perl",
+        'use IO::Socket::INET;\nmy $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1", PeerPort => %TCP%, Timeout => 1);'
+        '\nprint $s ? "connected\\n" : "refused\\n";',
+        stdout="refused\n",
+    ),
+    Case(
+        "Perl memory bomb",
+        "perl",
+        'my @a;\npush @a, "x" x 10_000_000 while 1;',
+        status=("memory", "error"),
+        timeout=5000,
+    ),
+    Case("Perl fork bomb", "perl", "fork while 1;", status=("ok", "error", "timeout")),
     # --- verdict integrity ---
     Case(
         "a fake result object",
