@@ -13,11 +13,13 @@ def test_it_lists_every_language_with_aliases(client):
     response = client.get("/api/runtimes")
     assert response.status_code == 200
     listed = {r["language"]: r for r in response.json()}
-    assert list(listed) == ["python", "javascript", "typescript", "bash"]
+    assert list(listed) == ["python", "javascript", "typescript", "bash", "ruby", "php", "lua", "perl"]
     assert listed["python"]["aliases"] == ["py", "python3"]
     assert listed["javascript"]["aliases"] == ["js", "node"]
     assert listed["typescript"]["aliases"] == ["ts"]
     assert listed["bash"]["aliases"] == ["sh"]
+    assert listed["ruby"]["aliases"] == ["rb"]
+    assert listed["perl"]["aliases"] == ["pl"]
     assert all(set(r) == {"language", "version", "aliases", "runtime"} for r in response.json())
 
 
@@ -33,6 +35,10 @@ def test_versions_are_the_real_interpreters(client):
     assert listed["javascript"]["version"] == node
     assert listed["bash"]["version"] == bash
     assert listed["typescript"]["version"] == esbuild
+    assert listed["ruby"]["version"] == real_version(["/usr/bin/ruby", "-e", "print RUBY_VERSION"])
+    assert listed["php"]["version"] == real_version(["/usr/bin/php", "-n", "-r", "echo PHP_VERSION;"])
+    assert listed["perl"]["version"] == real_version(["/usr/bin/perl", "-e", "printf '%vd', $^V"])
+    assert listed["lua"]["runtime"].startswith("Lua 5.4.")
     assert listed["typescript"]["runtime"] == f"esbuild {esbuild} + Node.js {node}"
     assert listed["python"]["runtime"] == f"CPython {python}"
 
