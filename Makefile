@@ -16,8 +16,9 @@ PY := $(VENV)/bin/python
 # the C tools (below).
 SYSTEM_COMMANDS := bwrap cc musl-gcc node npm /usr/bin/python3
 # The Debian packages the languages need, from their files under languages/ (engine/languages.py
-# reads the same files); installed below when missing.
-LANGUAGE_PACKAGES := $(shell $(PYTHON) -c 'import glob, tomllib; print(" ".join(sorted({p for f in glob.glob("languages/*.toml") for p in tomllib.load(open(f, "rb")).get("packages", [])})))')
+# reads the same files); installed below when missing. RUNNER_LANGUAGES=python,bash (names as
+# the files are named) installs only what those need, and the server then serves only them.
+LANGUAGE_PACKAGES := $(shell RUNNER_LANGUAGES="$(RUNNER_LANGUAGES)" $(PYTHON) -c 'import glob, os, pathlib, tomllib; chosen = {n.strip() for n in os.environ["RUNNER_LANGUAGES"].split(",") if n.strip()}; print(" ".join(sorted({p for f in glob.glob("languages/*.toml") if not chosen or pathlib.Path(f).stem in chosen for p in tomllib.load(open(f, "rb")).get("packages", [])})))')
 
 .PHONY: install dev system browser run test lint check bench clean
 

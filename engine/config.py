@@ -15,3 +15,4 @@ class EngineConfig:
     queue_wait_seconds: float = 30.0
     pool_size: int = 2  # pre-warmed sandboxes per language; 0 disables
     host: Host = field(default_factory=Host)
+    languages: tuple[str, ...] | None = None  # the registry's names this host serves; None: all

@@ -31,7 +31,9 @@ DOCS_HEAD = """# Languages
 Each language is one file under `languages/`, read when the server starts: its names, how it
 runs inside the sandbox, how its real version is read, the Debian packages it needs, the
 editor's mode, an example, and conformance samples that `make test` runs cold and pre-warmed.
-`GET /api/runtimes` lists the versions found on the host.
+`GET /api/runtimes` lists the versions found on the host. `RUNNER_LANGUAGES` chooses which are
+served (docs/configuration.md); one whose toolchain is missing is listed as unavailable, with the
+reason, and never run.
 
 This table is made from those files (`python -m engine.languages > docs/languages.md`), and a
 test checks that it still is.
@@ -179,34 +181,76 @@ def names() -> list[str]:
 
 
 @functools.cache
-def versions(tools_dir: str) -> dict[str, str]:
-    """Ask each real toolchain for its version, once per process."""
-    found = {}
+def probe(tools_dir: str) -> dict[str, tuple[str | None, str | None]]:
+    """Ask each real toolchain for its version, once per process: name -> (version, why not).
+
+    A language whose toolchain is missing or answers no version is unavailable: the reason
+    says which program failed and how, and its runs are refused, never half-served.
+    """
+    found: dict[str, tuple[str | None, str | None]] = {}
     for lang in LANGUAGES:
         argv = [part.replace("{tools}", tools_dir) for part in lang.version.argv]
         try:
             out = run_tool(argv)
-            text = (out.stdout or out.stderr).decode(errors="replace")
-            m = re.search(lang.version.pattern, text)
-            found[lang.name] = m.group(1) if m and out.returncode == 0 else "unavailable"
         except (OSError, subprocess.SubprocessError) as e:
             log.error("cannot read the %s version with %s: %s", lang.name, argv[0], e)
-            found[lang.name] = "unavailable"
+            found[lang.name] = (
+                None,
+                f"its toolchain is missing: {argv[0]}: {getattr(e, 'strerror', None) or e}",
+            )
+            continue
+        text = (out.stdout or out.stderr).decode(errors="replace")
+        m = re.search(lang.version.pattern, text)
+        if m and out.returncode == 0:
+            found[lang.name] = (m.group(1), None)
+        else:
+            found[lang.name] = (None, f"its toolchain gave no version: {argv[0]} exited {out.returncode}")
     return found
 
 
-def runtimes(tools_dir: str) -> list[dict]:
-    """What GET /api/runtimes lists: canonical name, real version, aliases, runtime."""
+def versions(tools_dir: str) -> dict[str, str]:
+    """Each language's real version, or "unavailable"."""
+    return {name: version or "unavailable" for name, (version, _) in probe(tools_dir).items()}
+
+
+def unavailable(name: str, tools_dir: str) -> str | None:
+    """Why this language can't run here (its toolchain is missing), or None when it can."""
+    return probe(tools_dir)[name][1]
+
+
+def served(names: tuple[str, ...] | None) -> tuple[Language, ...]:
+    """The registry's languages this server serves (None: all), in the registry's order."""
+    return LANGUAGES if names is None else tuple(lang for lang in LANGUAGES if lang.name in names)
+
+
+def canonical(given: list[str]) -> tuple[str, ...]:
+    """Names or aliases as the registry's names; RegistryError for one it doesn't have."""
+    out = []
+    for name in given:
+        lang = get(name)
+        if lang is None:
+            raise RegistryError(f"unknown language {name!r}: the registry has {', '.join(names())}")
+        out.append(lang.name)
+    return tuple(dict.fromkeys(out))
+
+
+def runtimes(tools_dir: str, names: tuple[str, ...] | None = None) -> list[dict]:
+    """What GET /api/runtimes lists: canonical name, real version, aliases, runtime, and whether it runs."""
     found = versions(tools_dir)
-    return [
-        {
-            "language": lang.name,
-            "version": found[lang.name],
-            "aliases": list(lang.aliases),
-            "runtime": lang.runtime.format(version=found[lang.name], **found),
-        }
-        for lang in LANGUAGES
-    ]
+    listed = []
+    for lang in served(names):
+        why = unavailable(lang.name, tools_dir)
+        listed.append(
+            {
+                "language": lang.name,
+                "version": found[lang.name],
+                "aliases": list(lang.aliases),
+                "runtime": lang.runtime.format(version=found[lang.name], **found),
+                "available": why is None,
+                **({"reason": why} if why else {}),
+            }
+        )
+    return listed
 
 
 def table() -> str:

@@ -11,7 +11,7 @@ from .models import Snippet
 
 
 def _save(req: SnippetRequest) -> tuple[Snippet, bool]:
-    lang = validation.check_language(req.language)
+    lang = validation.check_language(req.language, runnable=False)
     validation.check_code_size(len(req.code.encode()), conf.get())
     return Snippet.objects.for_content(lang.name, req.code, req.stdin, req.title)
 

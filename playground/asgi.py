@@ -89,8 +89,12 @@ async def report_isolation() -> None:
     failure = probe.failure(layers)
     if failure:
         log.error("CODE EXECUTION IS DISABLED: %s. The API answers 503 until this is fixed.", failure)
-    versions = languages.runtimes(conf.get().host.tools_dir)
+    config = conf.get()
+    versions = languages.runtimes(config.host.tools_dir, config.engine.languages)
     log.info("runtimes: %s", ", ".join(f"{r['language']} {r['version']}" for r in versions))
+    for r in versions:
+        if not r["available"]:
+            log.error("%s is not served: %s", r["language"], r["reason"])
 
 
 def check_at_start() -> None:

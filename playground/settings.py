@@ -228,6 +228,8 @@ RUNNER_STORED_LIMIT = env_int("RUNNER_STORED_LIMIT", 64 << 10, minimum=1024)  # 
 RUNNER_POOL_SIZE = env_int("RUNNER_POOL_SIZE", 2)  # pre-warmed sandboxes per language; 0 disables
 # Store finished runs just after their answer (runner.recorder), not before it.
 RUNNER_RECORD_IN_BACKGROUND = env_bool("RUNNER_RECORD_IN_BACKGROUND", True)
+# The languages served, by their names under languages/ (or aliases), comma-separated; empty: all.
+RUNNER_LANGUAGES = env_str("RUNNER_LANGUAGES", "")
 RUNNER_TOOLS_DIR = env_str("RUNNER_TOOLS_DIR", "/opt/code-playground")
 RUNNER_UID_BASE = env_int("RUNNER_UID_BASE", 61000, minimum=1000)
 RUNNER_CGROUP_PARENT = env_str("RUNNER_CGROUP_PARENT", "code-playground")

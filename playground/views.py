@@ -29,7 +29,8 @@ def page_config(request, snippet: Snippet | None = None, **extra) -> dict:
     return {
         "languages": [
             {"name": lang.name, "title": lang.title, "mode": lang.editor, "example": lang.example}
-            for lang in languages.LANGUAGES
+            for lang in conf.get().languages
+            if not languages.unavailable(lang.name, conf.get().host.tools_dir)
         ],
         "snippet": snippet.to_dict(request) if snippet else None,
         **extra,

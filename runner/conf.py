@@ -16,6 +16,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
+from engine import languages
 from engine.backends.local import LocalBackend
 from engine.config import EngineConfig
 from sandbox import Host, Limits
@@ -54,6 +55,11 @@ class RunnerConfig:
     def host(self) -> Host:
         return self.engine.host
 
+    @property
+    def languages(self) -> tuple[languages.Language, ...]:
+        """The languages this server serves (RUNNER_LANGUAGES), available or not."""
+        return languages.served(self.engine.languages)
+
 
 @functools.cache
 def get() -> RunnerConfig:
@@ -77,6 +83,7 @@ def get() -> RunnerConfig:
             host=Host(
                 tools_dir=s.RUNNER_TOOLS_DIR, uid_base=s.RUNNER_UID_BASE, cgroup_parent=s.RUNNER_CGROUP_PARENT
             ),
+            languages=_languages(s.RUNNER_LANGUAGES),
         ),
         max_timeout_ms=s.RUNNER_MAX_TIMEOUT,
         max_memory_mib=s.RUNNER_MAX_MEMORY,
@@ -98,6 +105,16 @@ def get() -> RunnerConfig:
         stdin_limit_bytes=s.RUNNER_STDIN_LIMIT,
         stored_limit_bytes=s.RUNNER_STORED_LIMIT,
     )
+
+
+def _languages(text: str) -> tuple[str, ...] | None:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        return None
+    try:
+        return languages.canonical(names)
+    except languages.RegistryError as e:
+        raise ImproperlyConfigured(f"RUNNER_LANGUAGES: {e}") from None
 
 
 def _networks(name: str, text: str) -> tuple:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from engine import languages
 from engine.spec import RunSpec
 
+from . import conf
 from .conf import RunnerConfig
 from .errors import Refused
 from .wire import RunRequest
@@ -128,10 +129,18 @@ def parse_body(body: bytes | str, model: type[BaseModel] = RunRequest):
     return validate(loads(body), model)
 
 
-def check_language(name: str) -> languages.Language:
+def check_language(
+    name: str, config: RunnerConfig | None = None, *, runnable: bool = True
+) -> languages.Language:
+    """The served language by this name or alias (Refused: not_found); for a run, one whose
+    toolchain is on this host (Refused: unavailable, saying what is missing)."""
+    config = config or conf.get()
+    served = config.languages
     lang = languages.get(name)
-    if lang is None:
-        raise Refused("not_found", f"unknown language '{name}'", languages=languages.names())
+    if lang is None or lang not in served:
+        raise Refused("not_found", f"unknown language '{name}'", languages=[lang.name for lang in served])
+    if runnable and (why := languages.unavailable(lang.name, config.host.tools_dir)):
+        raise Refused("unavailable", f"{lang.title} is not available on this server: {why}")
     return lang
 
 
@@ -144,7 +153,7 @@ def check_code_size(size: int, config: RunnerConfig) -> None:
 
 def run_spec(req: RunRequest, config: RunnerConfig, key=None) -> RunSpec:
     """Check a request against the server's rules and ceilings: the same messages from every door."""
-    lang = check_language(req.language)
+    lang = check_language(req.language, config)
     check_code_size(len(req.code.encode()) + sum(len(v.encode()) for v in req.files.values()), config)
     for i, arg in enumerate(req.args):
         if "\0" in arg:

@@ -74,6 +74,10 @@ class Runtime(BaseModel):
     version: str = Field(description="Read from the real interpreter when the server starts.")
     aliases: list[str]
     runtime: str
+    available: bool = Field(
+        description="False when the language's toolchain is missing on this host: its runs get 503."
+    )
+    reason: str | None = Field(None, description="Why it is unavailable, when it is.")
 
 
 class ErrorResponse(BaseModel):

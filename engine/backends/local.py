@@ -104,8 +104,8 @@ class LocalBackend:
         self.pool = PoolConfig(
             templates=tuple(
                 (lang.name, box_spec(lang, config, list(lang.run.pool), limits=config.defaults))
-                for lang in languages.LANGUAGES
-                if lang.run.pool
+                for lang in languages.served(config.languages)
+                if lang.run.pool and not languages.unavailable(lang.name, config.host.tools_dir)
             ),
             size=config.pool_size,
             host=config.host,

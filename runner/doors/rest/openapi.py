@@ -7,8 +7,6 @@ import re
 from django.urls import URLPattern, URLResolver, get_resolver
 from pydantic.json_schema import models_json_schema
 
-from engine import languages
-
 from ... import conf, validation
 from ...wire import ErrorResponse
 
@@ -45,7 +43,7 @@ def _path(route: str) -> tuple[str, dict[str, str]]:
 
 
 def _titles() -> str:
-    titles = [lang.title for lang in languages.LANGUAGES]
+    titles = [lang.title for lang in conf.get().languages]
     return ", ".join(titles[:-1]) + f" and {titles[-1]}" if len(titles) > 1 else "".join(titles)
 
 
@@ -139,7 +137,7 @@ def document(request=None) -> dict:
             "version": "1.0.0",
             "description": (
                 f"Runs {_titles()} in a fresh sandbox per run. "
-                f"Languages: {', '.join(languages.names())}. Default limits: {limits.timeout_ms} ms "
+                f"Languages: {', '.join(lang.name for lang in conf.get().languages)}. Default limits: {limits.timeout_ms} ms "
                 f"(ceiling {config.max_timeout_ms} ms), {limits.memory_mib} MiB (ceiling "
                 f"{config.max_memory_mib} MiB), {limits.processes} processes, {limits.output_bytes} bytes "
                 f"of output, code up to {config.max_code_bytes} bytes."

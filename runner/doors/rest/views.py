@@ -70,9 +70,16 @@ async def run(request, language: str):
     return await _run(request, req)
 
 
-@api("GET", "The languages and their real versions", response=Runtime, many=True, errors=(405,))
+@api(
+    "GET",
+    "The languages served, their real versions, and whether each can run here",
+    response=Runtime,
+    many=True,
+    errors=(405,),
+)
 async def runtimes(request):
-    listed = await sync_to_async(languages.runtimes)(conf.get().host.tools_dir)
+    config = conf.get()
+    listed = await sync_to_async(languages.runtimes)(config.host.tools_dir, config.engine.languages)
     return JsonResponse(listed, safe=False)
 
 

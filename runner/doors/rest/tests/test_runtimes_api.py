@@ -1,7 +1,9 @@
 """GET /api/runtimes: the languages, with versions read from the real interpreters."""
 
+import os
 import subprocess
 
+import pytest
 from django.conf import settings
 
 
@@ -20,7 +22,49 @@ def test_it_lists_every_language_with_aliases(client):
     assert listed["bash"]["aliases"] == ["sh"]
     assert listed["ruby"]["aliases"] == ["rb"]
     assert listed["perl"]["aliases"] == ["pl"]
-    assert all(set(r) == {"language", "version", "aliases", "runtime"} for r in response.json())
+    assert all(set(r) == {"language", "version", "aliases", "runtime", "available"} for r in response.json())
+    assert all(r["available"] for r in response.json())
+
+
+def test_the_operator_chooses_the_languages_served(api, client, settings):
+    settings.RUNNER_LANGUAGES = "py, bash"  # names or aliases
+    assert [r["language"] for r in client.get("/api/runtimes").json()] == ["python", "bash"]
+    refused = api.execute({"language": "ruby", "code": "puts 1"})
+    assert refused.status_code == 404
+    assert refused.json()["languages"] == ["python", "bash"]
+    assert api.run("bash", "echo served")["stdout"] == "served\n"
+    page = client.get("/").content.decode()
+    assert '"name": "bash"' in page and '"name": "ruby"' not in page
+
+
+def test_an_unknown_language_in_the_setting_stops_the_server(settings):
+    from django.core.exceptions import ImproperlyConfigured
+
+    from runner import conf
+
+    settings.RUNNER_LANGUAGES = "python, cobol"
+    with pytest.raises(ImproperlyConfigured, match="RUNNER_LANGUAGES: unknown language 'cobol'"):
+        conf.get()
+
+
+def test_a_language_whose_toolchain_is_missing_is_listed_unavailable_and_never_run(
+    api, client, settings, tmp_path
+):
+    """A tools directory without esbuild: TypeScript can't run, and says why; the rest runs."""
+    real = settings.RUNNER_TOOLS_DIR
+    for name in os.listdir(real):
+        if name != "esbuild":
+            os.symlink(os.path.join(real, name), tmp_path / name)
+    settings.RUNNER_TOOLS_DIR = str(tmp_path)
+    listed = {r["language"]: r for r in client.get("/api/runtimes").json()}
+    assert listed["typescript"]["available"] is False
+    assert f"{tmp_path}/esbuild" in listed["typescript"]["reason"]
+    assert listed["python"]["available"] is True
+    refused = api.execute({"language": "ts", "code": "console.log(1)"})
+    assert refused.status_code == 503
+    assert "TypeScript is not available on this server: its toolchain is missing" in refused.json()["error"]
+    assert api.run("python", "print('still')")["stdout"] == "still\n"
+    assert '"name": "typescript"' not in client.get("/").content.decode()
 
 
 def test_versions_are_the_real_interpreters(client):
