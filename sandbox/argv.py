@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, field
 
 from . import cgroups, procfs
@@ -53,7 +54,8 @@ def open_tools(spec: BoxSpec, host: Host, fds: list[int]) -> Tools:
             fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as e:
             raise SandboxError(f"cannot open the tool {source}: {e}") from e
-        if os.fstat(fd).st_size <= COPY_TOOLS_BYTES:
+        found = os.fstat(fd)
+        if stat.S_ISREG(found.st_mode) and found.st_size <= COPY_TOOLS_BYTES:
             fds.append(fd)
             tools.copies[dest] = fd
         else:
