@@ -26,11 +26,12 @@ EMBED_THEMES = ("light", "dark")
 
 def page_config(request, snippet: Snippet | None = None, **extra) -> dict:
     """What the page's script starts from, handed over as JSON in the page."""
+    config = conf.get()
     return {
         "languages": [
             {"name": lang.name, "title": lang.title, "mode": lang.editor, "example": lang.example}
-            for lang in conf.get().languages
-            if not languages.unavailable(lang.name, conf.get().host.tools_dir)
+            for lang in config.languages
+            if not languages.unavailable(lang.name, config.host.tools_dir)
         ],
         "snippet": snippet.to_dict(request) if snippet else None,
         **extra,

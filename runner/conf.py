@@ -55,7 +55,7 @@ class RunnerConfig:
     def host(self) -> Host:
         return self.engine.host
 
-    @property
+    @functools.cached_property
     def languages(self) -> tuple[languages.Language, ...]:
         """The languages this server serves (RUNNER_LANGUAGES), available or not."""
         return languages.served(self.engine.languages)

@@ -135,10 +135,12 @@ def check_language(
     """The served language by this name or alias (Refused: not_found); for a run, one whose
     toolchain is on this host (Refused: unavailable, saying what is missing)."""
     config = config or conf.get()
-    served = config.languages
     lang = languages.get(name)
-    if lang is None or lang not in served:
-        raise Refused("not_found", f"unknown language '{name}'", languages=[lang.name for lang in served])
+    chosen = config.engine.languages  # None: every language in the registry
+    if lang is None or (chosen is not None and lang.name not in chosen):
+        raise Refused(
+            "not_found", f"unknown language '{name}'", languages=[lang.name for lang in config.languages]
+        )
     if runnable and (why := languages.unavailable(lang.name, config.host.tools_dir)):
         raise Refused("unavailable", f"{lang.title} is not available on this server: {why}")
     return lang

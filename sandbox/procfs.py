@@ -78,6 +78,7 @@ def _stat(cpus: int, boot: int) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
+@functools.cache
 def _meminfo(total_kib: int) -> bytes:
     fields = {
         "MemTotal": total_kib,

@@ -88,8 +88,7 @@ class ExecuteConsumer(AsyncWebsocketConsumer):
         try:
             message = validation.loads(text_data if text_data is not None else bytes_data)
         except Refused as e:
-            body = e.to_wire()
-            return await self.error(body.pop("error"), close=first, **body)
+            return await self.refused(e, close=first)
         if not isinstance(message, dict):
             return await self.error("a message must be a JSON object", close=first)
         kind = message.get("type")
@@ -112,10 +111,11 @@ class ExecuteConsumer(AsyncWebsocketConsumer):
             self.closing = True
             await self.close(code)
 
-    async def refused(self, e: Refused) -> None:
-        """A refusal as this door says it: its fields in an error frame, then the socket closes."""
+    async def refused(self, e: Refused, close: bool = True) -> None:
+        """A refusal as this door says it: its fields in an error frame, then (unless the run goes
+        on) the socket closes with 4000 + its HTTP status."""
         body = e.to_wire()
-        await self.error(body.pop("error"), close=True, code=close_code(e.status), **body)
+        await self.error(body.pop("error"), close=close, code=close_code(e.status), **body)
 
     async def on_run(self, message: dict) -> None:
         if self.submission is not None:
