@@ -50,8 +50,35 @@ class _Strict(BaseModel):
 Strings = tuple[str, ...]
 
 
+OPTIONS = "{options}"  # in a stage's argv: where a request's allowed flags go (none: nowhere)
+
+
 class Stage(_Strict):
     argv: Strings = Field(min_length=1)  # inside the sandbox; the run stage's user args follow
+    # The flags a request may add (compilerOptions, runArgs): regular expressions, each
+    # matched against one flag whole. Empty: the request may add none.
+    options: Strings = ()
+
+    @field_validator("options")
+    @classmethod
+    def _patterns(cls, value: Strings) -> Strings:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as e:
+                raise ValueError(f"{pattern!r} is not a regular expression: {e}") from None
+        return value
+
+    def expand(self, options: tuple[str, ...] | list[str], memory_mib: int) -> list[str]:
+        """argv with the request's flags where {options} stands (or, without it, nowhere), and
+        the stage's memory limit in MiB for {memory} (a JVM sizes its heap by it)."""
+        out: list[str] = []
+        for part in self.argv:
+            if part == OPTIONS:
+                out += options
+            else:
+                out.append(part.replace("{memory}", str(memory_mib)))
+        return out
 
 
 class CompileStage(Stage):
@@ -103,8 +130,10 @@ class Sample(_Strict):
     files: dict[str, str] = Field(default_factory=dict)
     stdout: str | None = None  # exact, when given
     stderr: str | None = None  # contained in stderr, when given
-    exit_code: int = 0
+    exit_code: int = 0  # (none is expected with a signal, or a compile error)
+    signal: str | None = None  # the signal that ended it, by name
     status: str = "ok"
+    compile_stderr: str | None = None  # contained in the compile stage's stderr, when given
 
 
 class Bench(_Strict):
@@ -123,6 +152,9 @@ class Language(_Strict):
     packages: Strings = ()  # Debian packages the Makefile installs
     env: dict[str, str] = Field(default_factory=dict)
     tools: tuple[tuple[str, str], ...] = ()  # (file in the tools directory, path inside)
+    # The host's directories the toolchain needs beyond the sandbox's /usr/bin and /usr/lib
+    # (headers, a standard library's sources), bound read-only at the same path.
+    host_paths: Strings = ()
     compile: CompileStage | None = None
     run: RunStage
     version: VersionProbe
@@ -130,11 +162,12 @@ class Language(_Strict):
     samples: tuple[Sample, ...] = Field(min_length=1)
     bench: Bench | None = None
 
-    def argv(self, args: list[str]) -> list[str]:
-        return [*self.run.argv, *args]
+    def argv(self, args: list[str], options: tuple[str, ...] = (), memory_mib: int = 0) -> list[str]:
+        return [*self.run.expand(options, memory_mib), *args]
 
     def binds(self, tools_dir: str) -> tuple[tuple[str, str], ...]:
-        return tuple((os.path.join(tools_dir, name), inside) for name, inside in self.tools)
+        tools = tuple((os.path.join(tools_dir, name), inside) for name, inside in self.tools)
+        return tools + tuple((path, path) for path in self.host_paths)
 
 
 class RegistryError(Exception):

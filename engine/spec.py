@@ -18,6 +18,8 @@ class RunSpec:
     files: dict[str, str] = field(default_factory=dict)
     limits: Limits = field(default_factory=Limits)  # the run stage's
     compile_limits: Limits | None = None  # the compile stage's, for a language that has one
+    compiler_options: tuple[str, ...] = ()  # checked against the language's allow-list
+    run_options: tuple[str, ...] = ()  # the runtime's flags, checked likewise
 
     def sources(self, main: str) -> dict[str, bytes]:
         """The files placed in the sandbox's working directory, the main one first."""
@@ -37,4 +39,6 @@ class RunSpec:
             files=dict(data.get("files", {})),
             limits=Limits(**data.get("limits", {})),
             compile_limits=Limits(**compile_limits) if compile_limits else None,
+            compiler_options=tuple(data.get("compiler_options", ())),
+            run_options=tuple(data.get("run_options", ())),
         )

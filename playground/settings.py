@@ -203,6 +203,9 @@ RUNNER_TIMEOUT = env_int("RUNNER_TIMEOUT", limits.DEFAULT_TIMEOUT_MS, minimum=1)
 RUNNER_MAX_TIMEOUT = env_int("RUNNER_MAX_TIMEOUT", 60_000, minimum=1)  # ms
 RUNNER_MEMORY = env_int("RUNNER_MEMORY", limits.DEFAULT_MEMORY_MIB, minimum=16)  # MiB
 RUNNER_MAX_MEMORY = env_int("RUNNER_MAX_MEMORY", 1024, minimum=16)  # MiB
+# A compile stage's own ceilings; its defaults are each language's (languages/*.toml).
+RUNNER_MAX_COMPILE_TIMEOUT = env_int("RUNNER_MAX_COMPILE_TIMEOUT", 30_000, minimum=1)  # ms
+RUNNER_MAX_COMPILE_MEMORY = env_int("RUNNER_MAX_COMPILE_MEMORY", 1024, minimum=64)  # MiB
 RUNNER_PROCESSES = env_int("RUNNER_PROCESSES", limits.DEFAULT_PROCESSES, minimum=1)
 RUNNER_OUTPUT_LIMIT = env_int(
     "RUNNER_OUTPUT_LIMIT", limits.DEFAULT_OUTPUT_BYTES, minimum=1

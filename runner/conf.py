@@ -29,6 +29,8 @@ class RunnerConfig:
     engine: EngineConfig
     max_timeout_ms: int
     max_memory_mib: int
+    max_compile_timeout_ms: int
+    max_compile_memory_mib: int
     max_code_bytes: int
     max_files: int
     max_body_bytes: int
@@ -87,6 +89,8 @@ def get() -> RunnerConfig:
         ),
         max_timeout_ms=s.RUNNER_MAX_TIMEOUT,
         max_memory_mib=s.RUNNER_MAX_MEMORY,
+        max_compile_timeout_ms=s.RUNNER_MAX_COMPILE_TIMEOUT,
+        max_compile_memory_mib=s.RUNNER_MAX_COMPILE_MEMORY,
         max_code_bytes=s.RUNNER_MAX_CODE,
         max_files=s.RUNNER_MAX_FILES,
         max_body_bytes=s.DATA_UPLOAD_MAX_MEMORY_SIZE,

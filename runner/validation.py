@@ -21,6 +21,7 @@ from .errors import Refused
 from .wire import RunRequest
 
 MIN_MEMORY_MIB = 16
+MIN_COMPILE_MEMORY_MIB = 64
 # The kernel's limit for one argument (MAX_ARG_STRLEN, its NUL included), and what all of them
 # may take together, well inside ARG_MAX beside the sandbox's own command line.
 MAX_ARG_BYTES = 131071
@@ -175,8 +176,52 @@ def run_spec(req: RunRequest, config: RunnerConfig, key=None) -> RunSpec:
     if req.memory is not None:
         _check_range("memory", req.memory, MIN_MEMORY_MIB, max_memory, "MiB")
         limits = replace(limits, memory_mib=req.memory)
-    compile_limits = lang.compile.limits(limits) if lang.compile else None
-    return RunSpec(lang.name, req.code, req.stdin, tuple(req.args), dict(req.files), limits, compile_limits)
+    compile_limits = _compile_limits(req, lang, limits, config)
+    _check_options("compilerOptions", req.compiler_options, lang.compile)
+    _check_options("runArgs", req.run_args, lang.run)
+    return RunSpec(
+        lang.name,
+        req.code,
+        req.stdin,
+        tuple(req.args),
+        dict(req.files),
+        limits,
+        compile_limits,
+        tuple(req.compiler_options),
+        tuple(req.run_args),
+    )
+
+
+def _compile_limits(req: RunRequest, lang: languages.Language, limits, config: RunnerConfig):
+    if not lang.compile:
+        for name, value in (("compileTimeout", req.compile_timeout), ("compileMemory", req.compile_memory)):
+            if value is not None:
+                raise Refused("invalid", f"field '{name}': {lang.title} has no compile stage", field=name)
+        return None
+    compile_limits = lang.compile.limits(limits)
+    if req.compile_timeout is not None:
+        _check_range("compileTimeout", req.compile_timeout, 1, config.max_compile_timeout_ms, "ms")
+        compile_limits = replace(compile_limits, timeout_ms=req.compile_timeout)
+    if req.compile_memory is not None:
+        _check_range("compileMemory", req.compile_memory, MIN_COMPILE_MEMORY_MIB, config.max_compile_memory_mib, "MiB")
+        compile_limits = replace(compile_limits, memory_mib=req.compile_memory)
+    return compile_limits
+
+
+def _check_options(name: str, given: list[str], stage) -> None:
+    """Each flag must match one of the stage's allow-list patterns, whole."""
+    if not given:
+        return
+    allowed = stage.options if stage else ()
+    if not allowed:
+        raise Refused("invalid", f"field '{name}': this language takes none", field=name)
+    for i, option in enumerate(given):
+        if not any(re.fullmatch(pattern, option) for pattern in allowed):
+            raise Refused(
+                "invalid",
+                f"field '{name}' item {i} ({option[:40]!r}) is not allowed: see docs/languages.md",
+                field=name,
+            )
 
 
 def _check_range(name: str, value: int, low: int, ceiling: int, unit: str) -> None:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from engine.results import RunResult
 
 MAX_ARGS = 64
+MAX_OPTIONS = 16
 
 
 def _whole(value):
@@ -44,6 +45,29 @@ class RunRequest(BaseModel):
         None, description="Wall-clock limit in milliseconds, up to the server's ceiling."
     )
     memory: Whole | None = Field(None, description="Memory limit in MiB, up to the server's ceiling.")
+    compile_timeout: Whole | None = Field(
+        None,
+        alias="compileTimeout",
+        description="A compiled language's compile stage: its wall-clock limit in ms (its own default"
+        " and ceiling, apart from the run's).",
+    )
+    compile_memory: Whole | None = Field(
+        None, alias="compileMemory", description="The compile stage's memory limit in MiB."
+    )
+    compiler_options: list[str] = Field(
+        default_factory=list,
+        alias="compilerOptions",
+        max_length=MAX_OPTIONS,
+        description="Extra compiler flags, each checked against the language's allow-list (docs/languages.md).",
+        examples=[["-O0", "-Wall"]],
+    )
+    run_args: list[str] = Field(
+        default_factory=list,
+        alias="runArgs",
+        max_length=MAX_OPTIONS,
+        description="Extra flags for the language's runtime (before the program and its args), each"
+        " checked against the language's allow-list.",
+    )
 
 
 class SocketRun(RunRequest):

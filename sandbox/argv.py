@@ -20,6 +20,7 @@ from .spec import (
     WORKDIR,
     BoxSpec,
     Host,
+    Limits,
     SandboxError,
 )
 
@@ -44,6 +45,21 @@ class Tools:
 
     def fds(self) -> list[int]:
         return [*self.copies.values(), *self.proc.values()]
+
+
+@dataclass(frozen=True)
+class CompileFds:
+    """A compile stage's fds, as sandbox-init gets them: its output pipes, and the go-ahead's read end."""
+
+    stdout: int
+    stderr: int
+    go: int
+
+    def output(self) -> tuple[int, int]:
+        return (self.stdout, self.stderr)
+
+    def fds(self) -> list[int]:
+        return [self.stdout, self.stderr, self.go]
 
 
 def open_tools(spec: BoxSpec, host: Host, fds: list[int]) -> Tools:
@@ -77,6 +93,7 @@ def bwrap_argv(
     out_fd: int,
     err_fd: int,
     tools: Tools,
+    build: CompileFds | None = None,
 ) -> list[str]:
     """Every isolation flag, in one place."""
     lim = spec.limits
@@ -139,14 +156,20 @@ def bwrap_argv(
     argv += ["--remount-ro", "/", "--chdir", WORKDIR, "--clearenv"]
     for key, value in {**BASE_ENV, **spec.env}.items():
         argv += ["--setenv", key, value]
-    # Without a memory cgroup, RLIMIT_DATA is the fallback memory limit (0 = unset).
-    data_limit = 0 if cgroups.support().has("memory") else lim.memory_mib << 20
-    argv += [
-        "--", INIT_PATH, str(status_fd), str(out_fd), str(err_fd),
-        str(lim.open_files), str(lim.file_size_mib << 20), str(lim.processes), str(data_limit),
-        "--", *spec.argv,
-    ]  # fmt: skip
+    argv += ["--", INIT_PATH, str(status_fd), str(out_fd), str(err_fd), *_rlimits(lim)]
+    if build is not None:
+        compile_lim = spec.compile_limits or lim
+        argv += ["+compile", str(build.stdout), str(build.stderr), str(build.go)]
+        argv += [*_rlimits(compile_lim)[2:], str(len(spec.compile)), *spec.compile]
+    argv += ["--", *spec.argv]
     return argv
+
+
+def _rlimits(lim: Limits) -> list[str]:
+    """sandbox-init's NOFILE FSIZE NPROC DATA. Without a memory cgroup, RLIMIT_DATA is the
+    fallback memory limit (0 = unset)."""
+    data_limit = 0 if cgroups.support().has("memory") else lim.memory_mib << 20
+    return [str(lim.open_files), str(lim.file_size_mib << 20), str(lim.processes), str(data_limit)]
 
 
 def launcher_argv(host: Host, uid: int, join: list[str], bwrap: list[str]) -> list[str]:

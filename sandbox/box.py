@@ -6,6 +6,7 @@ The chain for one run, all exec'd in place so the server keeps one pid to watch:
                     host uid for good: no groups, no capabilities, no_new_privs)
       -> bwrap (new user, pid, net, ipc, uts, mount and cgroup namespaces)
         -> sandbox-init (sets rlimits, reports the real wait status)
+          -> the compiler, for a compiled language, then
           -> the program
 """
 
@@ -19,7 +20,8 @@ import signal as signals
 import time
 
 from . import cgroups, seccomp, unfinished
-from .argv import bwrap_argv, launcher_argv, open_tools
+from .status import StatusPipe
+from .argv import CompileFds, bwrap_argv, launcher_argv, open_tools
 from .process import (
     Child,
     PipeReader,
@@ -58,9 +60,15 @@ class Sandbox:
         self.ended_ns = 0
         self._stdin_fd: int | None = None
         self._stdin_writer: asyncio.StreamWriter | None = None
-        self._status_fd: int | None = None
+        self.status: StatusPipe | None = None
         self._setup_fd: int | None = None
-        self._status: ExitStatus | None = None
+        # A compile stage's output pipes, and the pipe that tells sandbox-init to go on to the run.
+        self.compile_stdout: PipeReader | None = None
+        self.compile_stderr: PipeReader | None = None
+        self._compile_fds: list[int | None] = [None, None]
+        self._go_fd: int | None = None
+        self._oom_before_run = 0  # the cgroup's OOM kills when the run stage began
+        self._over_limit = False  # the compile left more memory in use than the run may have
         self._feeder: asyncio.Task | None = None
         self._out_fd: int | None = None
         self._err_fd: int | None = None
@@ -94,7 +102,8 @@ class Sandbox:
         return box
 
     def _launch(self) -> None:
-        lim = self.spec.limits
+        # The cgroup starts with the first stage's limits: the compile's, if there is one.
+        lim = self.spec.compile_limits if self.spec.compile else self.spec.limits
         support = cgroups.support()
         join: list[str] = []
         if support.version:
@@ -125,7 +134,14 @@ class Sandbox:
             fds += file_fds.values()
             status_r, status_w = os.pipe2(os.O_CLOEXEC)
             fds.append(status_w)
-            self._status_fd = status_r
+            self.status = StatusPipe(status_r)
+            build = None
+            if self.spec.compile:
+                self._compile_fds[0], c_out = pipe()
+                self._compile_fds[1], c_err = pipe()
+                go_r, self._go_fd = os.pipe2(os.O_CLOEXEC)
+                fds += [c_out, c_err, go_r]
+                build = CompileFds(c_out, c_err, go_r)
             in_r, in_w = pipe()
             fds.append(in_r)
             self._stdin_fd = in_w
@@ -141,9 +157,9 @@ class Sandbox:
             uid = self.host.uid(self.spec.slot)
             # The program's own pipes belong to its uid, so that it can open them again by
             # name (`echo hi > /dev/stderr`, open('/dev/stdout')), as on any terminal.
-            for fd in (in_r, out_w, err_w):
+            for fd in (in_r, out_w, err_w, *(build.output() if build else ())):
                 os.fchown(fd, uid, uid)
-            bwrap = bwrap_argv(self.spec, self.host, file_fds, status_w, filter_fd, out_w, err_w, tools)
+            bwrap = bwrap_argv(self.spec, self.host, file_fds, status_w, filter_fd, out_w, err_w, tools, build)
             argv = launcher_argv(self.host, uid, join, bwrap)
             self.started_ns = time.monotonic_ns()
             self.process = spawn(
@@ -151,7 +167,9 @@ class Sandbox:
                 stdin=in_r,
                 stdout=setup_w,
                 stderr=setup_w,
-                pass_fds=[status_w, filter_fd, out_w, err_w, *file_fds.values(), *tools.fds()],
+                pass_fds=[
+                    status_w, filter_fd, out_w, err_w, *file_fds.values(), *tools.fds(), *(build.fds() if build else ())
+                ],
                 start_new_session=True,
             )
         finally:
@@ -166,6 +184,10 @@ class Sandbox:
         self.stdout = await reader(self._out_fd)
         self.stderr = await reader(self._err_fd)
         self._out_fd = self._err_fd = None
+        if self._compile_fds[0] is not None:
+            self.compile_stdout = await reader(self._compile_fds[0])
+            self.compile_stderr = await reader(self._compile_fds[1])
+            self._compile_fds = [None, None]
         if stdin is None:
             return
         if len(stdin) <= pipe_size(self._stdin_fd):
@@ -214,31 +236,52 @@ class Sandbox:
         self.ended_ns = self.ended_ns or time.monotonic_ns()
         return code
 
-    async def finished(self) -> None:
-        """Wait until the program has exited: its status is reported, or the sandbox is gone.
+    async def finished(self, stage: str = "run") -> None:
+        """Wait until the stage's program has exited: its status is reported, or the sandbox is gone.
 
         The status arrives as the program exits, a millisecond or so before bwrap has
         torn the namespaces down and exited itself.
         """
-        if self.exit_status() is None and self._status_fd is not None:
-            loop = asyncio.get_running_loop()
-            reported = loop.create_future()
-
-            def readable():
-                if not reported.done():
-                    reported.set_result(None)
-
-            loop.add_reader(self._status_fd, readable)
+        if self.status.get(stage) is None:
             exited = asyncio.ensure_future(self.process.wait())
             try:
-                await asyncio.wait([reported, exited], return_when=asyncio.FIRST_COMPLETED)
+                await self.status.wait(stage, exited)
             finally:
-                loop.remove_reader(self._status_fd)
                 exited.cancel()
-            if self.exit_status() is None:
-                # The status pipe ended without a status: bwrap is gone. Collect its exit code.
+            if self.status.get(stage) is None:
+                # The status pipe ended without it: bwrap is gone. Collect its exit code.
                 await self.process.wait()
-        self.ended_ns = self.ended_ns or time.monotonic_ns()
+        if stage == "run":
+            self.ended_ns = self.ended_ns or time.monotonic_ns()
+
+    def end_compile(self) -> Outcome:
+        """The compile stage's outcome, once it has exited; if it succeeded, go on to the run.
+
+        Before the run starts, the cgroup gets the run's own limits (its memory and process
+        count, lower than the compile's) and the accounting starts again, so that the run's
+        CPU time, peak memory and OOM verdict are its own.
+        """
+        outcome = self._outcome(self.status.get("compile"), compile=True)
+        if outcome.failed or outcome.setup_error or self.killed:
+            return outcome
+        try:
+            self.set_limits(self.spec.limits)
+        except OSError:
+            # What the compile left in the tmpfs is more than the run's memory: it can't start.
+            self._over_limit = True
+            self.kill()
+            return outcome
+        if self.cgroup:
+            self._oom_before_run = self.cgroup.oom_kills()
+        self.start_accounting()
+        go, self._go_fd = self._go_fd, None
+        try:
+            os.write(go, b"g")
+        except OSError:
+            pass  # the sandbox is gone already: the run's outcome says so
+        finally:
+            os.close(go)
+        return outcome
 
     def setup_errors(self) -> str:
         """What bwrap or sandbox-init said on failing to set the sandbox up (never the program's output)."""
@@ -247,38 +290,33 @@ class Sandbox:
 
     def exit_status(self) -> ExitStatus | None:
         """The program's real wait status, as reported from inside; None if it never got that far."""
-        if self._status is None and self._status_fd is not None:
-            data = read_available(self._status_fd)
-            m = re.fullmatch(rb"(exit|signal) (\d+) (\d+)\n", data)
-            if m:
-                kind, number, ns = m.group(1), int(m.group(2)), int(m.group(3))
-                if kind == b"exit":
-                    self._status = ExitStatus(number, None, ns)
-                else:
-                    self._status = ExitStatus(None, number, ns)
-        return self._status
+        return self.status.get("run") if self.status else None
 
     def outcome(self) -> Outcome:
-        """How the program ended, once it has: the real status from inside, or what bwrap says.
+        """How the program ended, once it has (see _outcome)."""
+        return self._outcome(self.exit_status())
+
+    def _outcome(self, status: ExitStatus | None, compile: bool = False) -> Outcome:
+        """How a stage's program ended: the real status from inside, or what bwrap says.
 
         sandbox-init reports the program's wait status. When it never did, the tree was
         killed (by kill(), or the kernel), or the sandbox never started: bwrap's own exit
         code then stands for the program's (128+n for a signal), and its setup errors are
         returned. The cgroup is read for an OOM kill only when the program failed.
         """
-        status = self.exit_status()
         setup = None
         if status is None:
             code = self.process.returncode if self.process else None
             signum = signals.SIGKILL if self.killed or code is None or code < 0 else code - 128
             exit_code, signum = (None, int(signum)) if signum > 0 else (code, None)
-            duration_ns = self.ended_ns - self.started_ns
+            duration_ns = (self.ended_ns or time.monotonic_ns()) - self.started_ns
             setup = None if self.killed else (self.setup_errors() or None)
         else:
             exit_code, signum, duration_ns = status.exit_code, status.signal, status.duration_ns
-        if self.handed_ns:  # a pre-warmed sandbox's own clock started while it waited
+        if self.handed_ns and not compile:  # a pre-warmed sandbox's own clock started while it waited
             duration_ns = self.ended_ns - self.handed_ns
-        oom = bool(signum or exit_code) and self.oom_killed()
+        oom = bool(signum or exit_code) and (self.oom_killed() > (0 if compile else self._oom_before_run))
+        oom = oom or (self._over_limit and not compile)
         usage = self.meter.read() if self.meter and not self.destroyed else None
         return Outcome(
             exit_code, signum, duration_ns, oom, setup, usage and usage.cpu_ns, usage and usage.peak_bytes
@@ -290,16 +328,16 @@ class Sandbox:
             self.meter.start()
 
     def set_limits(self, limits: Limits) -> None:
-        """Give a started sandbox a run's own limits (a pooled one's memory); OSError if it can't."""
-        if limits.memory_mib != self.spec.limits.memory_mib and self.cgroup:
-            self.cgroup.set_memory(limits.memory_mib << 20)
+        """Give a started sandbox a run's own limits (its memory and processes); OSError if it can't."""
+        if self.cgroup:
+            self.cgroup.set_limits(limits.memory_mib << 20, limits.processes, limits.cpus)
         self.spec.limits = limits
 
-    def oom_killed(self) -> bool:
-        """Whether the kernel killed a process of this sandbox for exceeding the memory limit."""
+    def oom_killed(self) -> int:
+        """How many times the kernel killed a process of this sandbox for exceeding the memory limit."""
         if self.cgroup and not self.destroyed:
             self.oom_kills = self.cgroup.oom_kills()
-        return self.oom_kills > 0
+        return self.oom_kills
 
     def kill(self) -> None:
         """Kill the program's whole process tree now; bwrap then reaps it and exits."""
@@ -432,13 +470,16 @@ class Sandbox:
             self._close_fds()
 
     def open_fds(self) -> int:
-        fds = [self._stdin_fd, self._status_fd, self._setup_fd, self._out_fd, self._err_fd]
+        fds = [self._stdin_fd, self.status and self.status.fd, self._setup_fd, self._out_fd, self._err_fd]
+        fds += [*self._compile_fds, self._go_fd]
         return sum(fd is not None for fd in fds) + bool(self.process and self.process.returncode is None)
 
     def _close_fds(self) -> None:
         self.close_stdin()
-        for name in ("_status_fd", "_setup_fd", "_out_fd", "_err_fd"):
-            fd = getattr(self, name)
+        if self.status:
+            self.status.close()
+        for fd in [self._setup_fd, self._out_fd, self._err_fd, self._go_fd, *self._compile_fds]:
             if fd is not None:
                 os.close(fd)
-                setattr(self, name, None)
+        self._setup_fd = self._out_fd = self._err_fd = self._go_fd = None
+        self._compile_fds = [None, None]

@@ -152,7 +152,7 @@ class Cgroup:
         spare = _take_spare(parent)
         if spare is not None:
             try:
-                spare._set_limits(memory_bytes, pids, cpus)
+                spare.set_limits(memory_bytes, pids, cpus)
                 spare.set_cpu_weight(cpu_weight)
                 return spare
             except OSError as e:
@@ -170,14 +170,14 @@ class Cgroup:
         try:
             for path in dict.fromkeys(dirs.values()):
                 os.makedirs(path)
-            group._set_limits(memory_bytes, pids, cpus)
+            group.set_limits(memory_bytes, pids, cpus)
             group.set_cpu_weight(cpu_weight)
         except OSError:
             group.remove()
             raise
         return group
 
-    def _set_limits(self, memory_bytes: int, pids: int, cpus: float) -> None:
+    def set_limits(self, memory_bytes: int, pids: int, cpus: float) -> None:
         """Write the limits that differ from the group's (all of them, for a new group)."""
         quota = str(max(1000, int(cpus * CPU_PERIOD_US)))
         new = self._memory is None

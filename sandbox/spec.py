@@ -93,6 +93,9 @@ class BoxSpec:
     slot: int = 0
     cgroup_prefix: str = RUN_CGROUP_PREFIX
     cpu_weight: int = DEFAULT_CPU_WEIGHT  # against other sandboxes, when CPUs are contended
+    # A compile stage: its argv, run first in this same sandbox under its own limits.
+    compile: list[str] | None = None
+    compile_limits: Limits | None = None
 
 
 @dataclass(frozen=True)

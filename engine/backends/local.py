@@ -124,10 +124,6 @@ class LocalBackend:
             raise Unavailable(
                 f"code execution is disabled: the sandbox can't isolate on this host ({failure})"
             )
-        if spec.compile_limits is not None:
-            # A compile stage runs in the run's own sandbox, which sandbox-init learns to do
-            # with the compiled languages; no language file has one yet.
-            raise SandboxError(f"{spec.language}: this host's sandbox has no compile stage yet")
         lang = languages.get(spec.language)
         slot = await self.slots.acquire()
         try:
@@ -143,18 +139,18 @@ class LocalBackend:
 
     async def _cold(self, lang, spec: RunSpec, slot: int, stdin: bytes | None) -> Sandbox:
         files = spec.sources(lang.filename)
-        argv = lang.argv(list(spec.args))
-        return await Sandbox.start(
-            box_spec(lang, self.config, argv, files=files, limits=spec.limits, slot=slot),
-            self.config.host,
-            stdin,
-        )
+        argv = lang.argv(list(spec.args), spec.run_options, spec.limits.memory_mib)
+        fields = dict(files=files, limits=spec.limits, slot=slot)
+        if lang.compile:
+            compile_argv = lang.compile.expand(spec.compiler_options, spec.compile_limits.memory_mib)
+            fields.update(compile=compile_argv, compile_limits=spec.compile_limits)
+        return await Sandbox.start(box_spec(lang, self.config, argv, **fields), self.config.host, stdin)
 
     async def _warm(self, lang, spec: RunSpec, stdin: bytes | None) -> Sandbox | None:
         """Hand the run to a pre-warmed sandbox, if its language's pool has one."""
         POOL.ensure(self.pool)  # with size 0 too: it also sweeps what a crashed server left
-        if not self.pool.size:
-            return None
+        if not self.pool.size or spec.run_options:
+            return None  # (a waiting sandbox's runtime has started with its own flags)
         box = POOL.take(lang.name, self.pool)
         if box is None:
             return None
@@ -169,26 +165,40 @@ class LocalBackend:
 
 
 class LocalHandle:
-    """A run in a local sandbox: its pipes and its exit, as one queue of events."""
+    """A run in a local sandbox: its stages' pipes and exits, as one queue of events.
+
+    A compile stage's output and exit come first; the run's pipes are read only after, so
+    no event of the run can come before the compile's end.
+    """
 
     def __init__(self, box: Sandbox, release, warm: bool):
         self.box = box
         self.warm = warm
         self._release = release
         self._queue: asyncio.Queue = asyncio.Queue()
-        self._tasks = [
-            asyncio.create_task(self._pump("stdout", box.stdout)),
-            asyncio.create_task(self._pump("stderr", box.stderr)),
-            asyncio.create_task(self._wait()),
-        ]
+        self._compiled: Outcome | None = None
+        self._task = asyncio.create_task(self._follow())
         self._closed = False
 
-    async def _pump(self, stream: str, reader: PipeReader) -> None:
+    async def _follow(self) -> None:
+        box = self.box
+        if box.spec.compile:
+            await asyncio.gather(
+                self._pump("stdout", box.compile_stdout, "compile"),
+                self._pump("stderr", box.compile_stderr, "compile"),
+                box.finished("compile"),
+            )
+            self._compiled = box.end_compile()
+            self._queue.put_nowait(StageExit("compile"))
+        await asyncio.gather(self._pump("stdout", box.stdout), self._pump("stderr", box.stderr), box.finished())
+        self._queue.put_nowait(StageExit("run"))
+
+    async def _pump(self, stream: str, reader: PipeReader, stage: str = "run") -> None:
         loop = asyncio.get_running_loop()
         last, quick = 0.0, 0
         while True:
             chunk = await reader.read(READ_CHUNK)
-            self._queue.put_nowait(Chunk(stream, chunk))
+            self._queue.put_nowait(Chunk(stream, chunk, stage))
             if not chunk:
                 return
             now = loop.time()
@@ -197,10 +207,6 @@ class LocalHandle:
             if quick >= QUICK_READS and len(chunk) < READ_CHUNK:
                 await reader.hold(COALESCE_SECONDS)
                 last = loop.time()  # the wait was ours: what follows it still counts as quick
-
-    async def _wait(self) -> None:
-        await self.box.finished()
-        self._queue.put_nowait(StageExit("run"))
 
     async def receive(self) -> Chunk | StageExit:
         return await self._queue.get()
@@ -215,16 +221,17 @@ class LocalHandle:
         self.box.kill()
 
     def outcome(self, stage: str) -> Outcome:
+        if stage == "compile" and self._compiled is not None:
+            return self._compiled
         if stage != "run":
-            raise SandboxError(f"the local backend runs no {stage} stage")
+            raise SandboxError(f"this run had no {stage} stage")
         return self.box.outcome()
 
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        for task in self._tasks:
-            task.cancel()
+        self._task.cancel()
         try:
             await self.box.destroy()  # it finishes its work even when cancelled meanwhile
         finally:

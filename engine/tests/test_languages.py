@@ -28,11 +28,21 @@ def test_every_sample_of_every_language_runs_as_its_file_says(api, name, sample,
     result = api.run(name, sample.code, stdin=sample.stdin, args=list(sample.args), files=dict(sample.files))
     if languages.get(name).run.pool or start == "cold":
         assert STARTS[start] == before + 1
-    assert (result["status"], result["exitCode"]) == (sample.status, sample.exit_code), result
+    exit_code = None if sample.signal or sample.status == "compile_error" else sample.exit_code
+    assert (result["status"], result["exitCode"], result["signal"]) == (sample.status, exit_code, sample.signal), result
     if sample.stdout is not None:
         assert result["stdout"] == sample.stdout
     if sample.stderr is not None:
         assert sample.stderr in result["stderr"]
+    lang = languages.get(name)
+    if lang.compile is None:
+        assert result["compile"] is None
+    else:
+        compiled = result["compile"]
+        assert compiled["status"] == ("error" if sample.status == "compile_error" else "ok"), compiled
+        assert compiled["duration"] > 0 and (compiled["exitCode"] != 0) == (sample.status == "compile_error")
+    if sample.compile_stderr is not None:
+        assert sample.compile_stderr in result["compile"]["stderr"]
 
 
 def test_every_language_listed_by_the_api_has_its_file(api):
