@@ -17,14 +17,16 @@ PY := $(VENV)/bin/python
 SYSTEM_COMMANDS := bwrap cc musl-gcc node npm /usr/bin/python3
 # The Debian packages the languages need, from their files under languages/ (engine/languages.py
 # reads the same files); installed below when missing. RUNNER_LANGUAGES=python,bash (names as
-# the files are named) installs only what those need, and the server then serves only them.
-LANGUAGE_PACKAGES := $(shell RUNNER_LANGUAGES="$(RUNNER_LANGUAGES)" $(PYTHON) -c 'import glob, os, pathlib, tomllib; chosen = {n.strip() for n in os.environ["RUNNER_LANGUAGES"].split(",") if n.strip()}; print(" ".join(sorted({p for f in glob.glob("languages/*.toml") if not chosen or pathlib.Path(f).stem in chosen for p in tomllib.load(open(f, "rb")).get("packages", [])})))')
+# the files are named) installs only what those need, and the server then serves only them;
+# RUNNER_LIBRARIES=off leaves out the languages' libraries (Python's data stack).
+LANGUAGE_PACKAGES := $(shell RUNNER_LANGUAGES="$(RUNNER_LANGUAGES)" RUNNER_LIBRARIES="$(RUNNER_LIBRARIES)" $(PYTHON) engine/packages.py)
 
 .PHONY: install dev system browser run test lint check bench clean
 
 SCRIPTS := node-preload.cjs pool-loader.py pool-loader.cjs java-build.sh
 BINARIES := sandbox-launch sandbox-init pool-exec
-TOOLS := $(addprefix $(TOOLS_DIR)/,$(BINARIES)) $(TOOLS_DIR)/esbuild $(TOOLS_DIR)/esbuild-api.js $(addprefix $(TOOLS_DIR)/,$(SCRIPTS))
+TOOLS := $(addprefix $(TOOLS_DIR)/,$(BINARIES)) $(TOOLS_DIR)/esbuild $(TOOLS_DIR)/esbuild-api.js $(addprefix $(TOOLS_DIR)/,$(SCRIPTS)) \
+	$(TOOLS_DIR)/matplotlib/.built
 
 FRONTEND_SOURCES := $(wildcard frontend/src/*.js)
 
@@ -101,6 +103,12 @@ $(KERNEL_INCLUDE)/.linked:
 $(addprefix $(TOOLS_DIR)/,$(BINARIES)): $(TOOLS_DIR)/%: runtimes/%.c Makefile $(KERNEL_INCLUDE)/.linked
 	@mkdir -p $(TOOLS_DIR) && chmod 0755 $(TOOLS_DIR)
 	musl-gcc -O2 -Wall -Werror -static -isystem $(KERNEL_INCLUDE) -o $@.tmp $< && install -m 0755 $@.tmp $@ && rm -f $@.tmp
+
+# matplotlib's font list as the sandbox sees it, made again when matplotlib comes or goes.
+$(TOOLS_DIR)/matplotlib/.built: runtimes/matplotlib-fonts.py $(wildcard /usr/share/matplotlib/mpl-data/matplotlibrc)
+	@mkdir -p $(@D) && chmod 0755 $(TOOLS_DIR) $(@D)
+	/usr/bin/python3 runtimes/matplotlib-fonts.py $(@D) && chmod -R a+rX $(@D)
+	@touch $@
 
 $(TOOLS_DIR)/esbuild: runtimes/node_modules/.installed
 	@mkdir -p $(TOOLS_DIR) && chmod 0755 $(TOOLS_DIR)

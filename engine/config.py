@@ -16,3 +16,4 @@ class EngineConfig:
     pool_size: int = 2  # pre-warmed sandboxes per language; 0 disables
     host: Host = field(default_factory=Host)
     languages: tuple[str, ...] | None = None  # the registry's names this host serves; None: all
+    libraries: bool = True  # the languages' libraries (Python's data stack); off: hidden

@@ -26,19 +26,6 @@ from sandbox.process import run_tool
 log = logging.getLogger(__name__)
 
 DIRECTORY = Path(__file__).resolve().parent.parent / "languages"
-DOCS_HEAD = """# Languages
-
-Each language is one file under `languages/`, read when the server starts: its names, how it
-runs inside the sandbox, how its real version is read, the Debian packages it needs, the
-editor's mode, an example, and conformance samples that `make test` runs cold and pre-warmed.
-`GET /api/runtimes` lists the versions found on the host. `RUNNER_LANGUAGES` chooses which are
-served (docs/configuration.md); one whose toolchain is missing is listed as unavailable, with the
-reason, and never run.
-
-This table is made from those files (`python -m engine.languages > docs/languages.md`), and a
-test checks that it still is.
-
-"""
 
 
 class _Strict(BaseModel):
@@ -136,6 +123,24 @@ class Sample(_Strict):
     compile_stderr: str | None = None  # contained in the compile stage's stderr, when given
 
 
+class Library(_Strict):
+    name: str  # as its version probe names it (Python: the distribution's name)
+    debian: str  # the Debian package the Makefile installs
+
+
+class Libraries(_Strict):
+    """Libraries the language offers beyond its standard one (Python's data stack), from Debian.
+
+    RUNNER_LIBRARIES=off leaves them out: the Makefile does not install them, and where they
+    are installed anyway, the `hide` directories are empty in the sandbox.
+    """
+
+    packages: tuple[Library, ...] = Field(min_length=1)
+    # On the host, with each library's name appended: prints "name version" per line for each found.
+    probe: Strings = Field(min_length=1)
+    hide: Strings = ()
+
+
 class Bench(_Strict):
     code: str  # the program make bench times
     bare: Strings | None = None  # the same program with no sandbox, its baseline
@@ -155,19 +160,40 @@ class Language(_Strict):
     # The host's directories the toolchain needs beyond the sandbox's /usr/bin and /usr/lib
     # (headers, a standard library's sources), bound read-only at the same path.
     host_paths: Strings = ()
+    # Directories of the tools directory whose files each run starts with in its home, under
+    # the path given (matplotlib's font list): (directory, path in the home).
+    home: tuple[tuple[str, str], ...] = ()
     compile: CompileStage | None = None
     run: RunStage
     version: VersionProbe
     example: str
     samples: tuple[Sample, ...] = Field(min_length=1)
     bench: Bench | None = None
+    libraries: Libraries | None = None
 
     def argv(self, args: list[str], options: tuple[str, ...] = (), memory_mib: int = 0) -> list[str]:
         return [*self.run.expand(options, memory_mib), *args]
 
+    def home_files(self, tools_dir: str) -> dict[str, bytes]:
+        return _home_files(self.name, tools_dir)
+
     def binds(self, tools_dir: str) -> tuple[tuple[str, str], ...]:
         tools = tuple((os.path.join(tools_dir, name), inside) for name, inside in self.tools)
         return tools + tuple((path, path) for path in self.host_paths)
+
+
+@functools.cache
+def _home_files(name: str, tools_dir: str) -> dict[str, bytes]:
+    """The files a run of this language starts with in its home, read once per process."""
+    files = {}
+    for directory, inside in get(name).home:
+        source = os.path.join(tools_dir, directory)
+        for entry in sorted(os.listdir(source)) if os.path.isdir(source) else ():
+            if entry.startswith("."):
+                continue  # (the Makefile's mark)
+            with open(os.path.join(source, entry), "rb") as f:
+                files[f"{inside}/{entry}"] = f.read()
+    return files
 
 
 class RegistryError(Exception):
@@ -241,6 +267,24 @@ def probe(tools_dir: str) -> dict[str, tuple[str | None, str | None]]:
     return found
 
 
+@functools.cache
+def library_versions(name: str) -> tuple[tuple[str, str], ...]:
+    """The language's libraries found on the host, with their versions, in the file's order."""
+    lang = get(name)
+    if lang.libraries is None:
+        return ()
+    wanted = [lib.name for lib in lang.libraries.packages]
+    try:
+        out = run_tool([*lang.libraries.probe, *wanted])
+    except (OSError, subprocess.SubprocessError) as e:
+        log.error("cannot list the %s libraries: %s", name, e)
+        return ()
+    found = dict(
+        line.split(" ", 1) for line in out.stdout.decode(errors="replace").splitlines() if " " in line
+    )
+    return tuple((lib, found[lib].strip()) for lib in wanted if lib in found)
+
+
 def versions(tools_dir: str) -> dict[str, str]:
     """Each language's real version, or "unavailable"."""
     return {name: version or "unavailable" for name, (version, _) in probe(tools_dir).items()}
@@ -267,8 +311,9 @@ def canonical(given: list[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))
 
 
-def runtimes(tools_dir: str, names: tuple[str, ...] | None = None) -> list[dict]:
-    """What GET /api/runtimes lists: canonical name, real version, aliases, runtime, and whether it runs."""
+def runtimes(tools_dir: str, names: tuple[str, ...] | None = None, libraries: bool = True) -> list[dict]:
+    """What GET /api/runtimes lists: canonical name, real version, aliases, runtime, whether it
+    runs, its stages, and the libraries it offers (none with RUNNER_LIBRARIES=off)."""
     found = versions(tools_dir)
     listed = []
     for lang in served(names):
@@ -281,26 +326,41 @@ def runtimes(tools_dir: str, names: tuple[str, ...] | None = None) -> list[dict]
                 "runtime": lang.runtime.format(version=found[lang.name], **found),
                 "available": why is None,
                 **({"reason": why} if why else {}),
+                "compiled": lang.compile is not None,
+                "libraries": [
+                    {"name": lib, "version": version}
+                    for lib, version in (library_versions(lang.name) if libraries else ())
+                ],
             }
         )
     return listed
 
 
 def table() -> str:
-    """The languages as docs/languages.md lists them (a test checks that it does)."""
+    """The languages as docs/languages.md lists them, between its marks (a test checks that it does)."""
     rows = [
-        "| Language | Names | Main file | Runs as | Pre-warmed | Debian packages |",
+        "| Language | Names | Main file | Stages | Pre-warmed | Debian packages |",
         "|---|---|---|---|---|---|",
     ]
     for lang in LANGUAGES:
         names = ", ".join(f"`{n}`" for n in (lang.name, *lang.aliases))
-        stages = (
-            f"compile `{' '.join(lang.compile.argv)}`, then " if lang.compile else ""
-        ) + f"`{' '.join(lang.run.argv)}`"
         packages = ", ".join(lang.packages) or "–"
+        stages = "compile, run" if lang.compile else "run"
         rows.append(
             f"| {lang.title} | {names} | `{lang.filename}` | {stages} | {'yes' if lang.run.pool else 'no'} | {packages} |"
         )
+    for lang in LANGUAGES:
+        rows += ["", f"### {lang.title}", "", f"- Runs as: `{' '.join(lang.run.argv)}`"]
+        if lang.compile:
+            c = lang.compile
+            rows.append(f"- Compiles with: `{' '.join(c.argv)}`")
+            rows.append(f"- Compile limits: {c.timeout} ms, {c.memory} MiB, {c.processes} processes")
+        for label, stage in (("compilerOptions", lang.compile), ("runArgs", lang.run)):
+            if stage and stage.options:
+                rows.append(f"- `{label}` allowed: " + ", ".join(f"`{p}`" for p in stage.options))
+        if lang.libraries:
+            listed = ", ".join(f"{lib.name} (`{lib.debian}`)" for lib in lang.libraries.packages)
+            rows.append(f"- Libraries: {listed}")
     return "\n".join(rows) + "\n"
 
 
@@ -310,4 +370,4 @@ if __name__ == "__main__":
     if sys.argv[1:] == ["packages"]:
         print(" ".join(sorted({p for lang in LANGUAGES for p in lang.packages})))
     else:
-        print(DOCS_HEAD + table(), end="")
+        print(table(), end="")

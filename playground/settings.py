@@ -233,6 +233,9 @@ RUNNER_POOL_SIZE = env_int("RUNNER_POOL_SIZE", 2)  # pre-warmed sandboxes per la
 RUNNER_RECORD_IN_BACKGROUND = env_bool("RUNNER_RECORD_IN_BACKGROUND", True)
 # The languages served, by their names under languages/ (or aliases), comma-separated; empty: all.
 RUNNER_LANGUAGES = env_str("RUNNER_LANGUAGES", "")
+# The languages' libraries (Python's data stack): off hides them in the sandbox (and make leaves
+# them out), and GET /api/runtimes lists none.
+RUNNER_LIBRARIES = env_bool("RUNNER_LIBRARIES", True)
 RUNNER_TOOLS_DIR = env_str("RUNNER_TOOLS_DIR", "/opt/code-playground")
 RUNNER_UID_BASE = env_int("RUNNER_UID_BASE", 61000, minimum=1000)
 RUNNER_CGROUP_PARENT = env_str("RUNNER_CGROUP_PARENT", "code-playground")

@@ -27,11 +27,20 @@ EMBED_THEMES = ("light", "dark")
 def page_config(request, snippet: Snippet | None = None, **extra) -> dict:
     """What the page's script starts from, handed over as JSON in the page."""
     config = conf.get()
+    listed = languages.runtimes(config.host.tools_dir, config.engine.languages, config.engine.libraries)
+    about = {r["language"]: r for r in listed}
     return {
         "languages": [
-            {"name": lang.name, "title": lang.title, "mode": lang.editor, "example": lang.example}
+            {
+                "name": lang.name,
+                "title": lang.title,
+                "mode": lang.editor,
+                "example": lang.example,
+                "runtime": about[lang.name]["runtime"],
+                "libraries": [f"{lib['name']} {lib['version']}" for lib in about[lang.name]["libraries"]],
+            }
             for lang in config.languages
-            if not languages.unavailable(lang.name, config.host.tools_dir)
+            if about[lang.name]["available"]
         ],
         "snippet": snippet.to_dict(request) if snippet else None,
         **extra,

@@ -86,6 +86,7 @@ def get() -> RunnerConfig:
                 tools_dir=s.RUNNER_TOOLS_DIR, uid_base=s.RUNNER_UID_BASE, cgroup_parent=s.RUNNER_CGROUP_PARENT
             ),
             languages=_languages(s.RUNNER_LANGUAGES),
+            libraries=s.RUNNER_LIBRARIES,
         ),
         max_timeout_ms=s.RUNNER_MAX_TIMEOUT,
         max_memory_mib=s.RUNNER_MAX_MEMORY,

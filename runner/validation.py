@@ -203,7 +203,9 @@ def _compile_limits(req: RunRequest, lang: languages.Language, limits, config: R
         _check_range("compileTimeout", req.compile_timeout, 1, config.max_compile_timeout_ms, "ms")
         compile_limits = replace(compile_limits, timeout_ms=req.compile_timeout)
     if req.compile_memory is not None:
-        _check_range("compileMemory", req.compile_memory, MIN_COMPILE_MEMORY_MIB, config.max_compile_memory_mib, "MiB")
+        _check_range(
+            "compileMemory", req.compile_memory, MIN_COMPILE_MEMORY_MIB, config.max_compile_memory_mib, "MiB"
+        )
         compile_limits = replace(compile_limits, memory_mib=req.compile_memory)
     return compile_limits
 

@@ -59,7 +59,6 @@ class RunRequest(BaseModel):
         alias="compilerOptions",
         max_length=MAX_OPTIONS,
         description="Extra compiler flags, each checked against the language's allow-list (docs/languages.md).",
-        examples=[["-O0", "-Wall"]],
     )
     run_args: list[str] = Field(
         default_factory=list,
@@ -93,6 +92,11 @@ class ExecutionRecord(RunResult):
     created_at: datetime
 
 
+class Library(BaseModel):
+    name: str
+    version: str
+
+
 class Runtime(BaseModel):
     language: str
     version: str = Field(description="Read from the real interpreter when the server starts.")
@@ -102,6 +106,10 @@ class Runtime(BaseModel):
         description="False when the language's toolchain is missing on this host: its runs get 503."
     )
     reason: str | None = Field(None, description="Why it is unavailable, when it is.")
+    compiled: bool = Field(description="It has a compile stage: its results carry `compile`.")
+    libraries: list[Library] = Field(
+        description="Libraries it offers beyond its standard one (Python's data stack), as installed."
+    )
 
 
 class ErrorResponse(BaseModel):

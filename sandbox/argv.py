@@ -121,6 +121,9 @@ def bwrap_argv(
         argv += ["--perms", "0555", "--file", str(fd), dest]
     for source, dest in tools.binds:
         argv += ["--ro-bind", source, dest]
+    for path in spec.hide:
+        if os.path.isdir(path):
+            argv += ["--size", "4096", "--tmpfs", path, "--remount-ro", path]
     argv += ["--proc", "/proc"]
     # The host's counters and facts in /proc, masked (sandbox.procfs).
     for dest, fd in tools.proc.items():

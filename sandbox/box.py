@@ -15,12 +15,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import re
 import signal as signals
 import time
 
-from . import cgroups, seccomp, unfinished
-from .status import StatusPipe
+from . import cgroups, seccomp, teardown, unfinished
 from .argv import CompileFds, bwrap_argv, launcher_argv, open_tools
 from .process import (
     Child,
@@ -28,21 +26,18 @@ from .process import (
     kill_pid,
     memfd,
     pipe,
-    pipe_size,
     read_available,
     reader,
     reap_orphans,
     spawn,
     uid_pids,
-    write_all,
 )
 from .spec import BoxSpec, ExitStatus, Host, Limits, Outcome, SandboxError
+from .status import StatusPipe
+from .stdin import StdinPipe
 from .usage import Meter
 
 log = logging.getLogger(__name__)
-
-EMPTY_WAIT_SECONDS = 5.0
-BWRAP_EXIT_SECONDS = 2.0  # after its sandbox is killed, bwrap reaps the init and exits at once
 
 
 class Sandbox:
@@ -58,8 +53,7 @@ class Sandbox:
         self.started_ns = 0
         self.handed_ns = 0  # when a pre-warmed sandbox was handed its run
         self.ended_ns = 0
-        self._stdin_fd: int | None = None
-        self._stdin_writer: asyncio.StreamWriter | None = None
+        self.stdin: StdinPipe | None = None
         self.status: StatusPipe | None = None
         self._setup_fd: int | None = None
         # A compile stage's output pipes, and the pipe that tells sandbox-init to go on to the run.
@@ -69,7 +63,6 @@ class Sandbox:
         self._go_fd: int | None = None
         self._oom_before_run = 0  # the cgroup's OOM kills when the run stage began
         self._over_limit = False  # the compile left more memory in use than the run may have
-        self._feeder: asyncio.Task | None = None
         self._out_fd: int | None = None
         self._err_fd: int | None = None
         self.destroyed = False
@@ -144,7 +137,7 @@ class Sandbox:
                 build = CompileFds(c_out, c_err, go_r)
             in_r, in_w = pipe()
             fds.append(in_r)
-            self._stdin_fd = in_w
+            self.stdin = StdinPipe(in_w)
             self._out_fd, out_w = pipe()
             fds.append(out_w)
             self._err_fd, err_w = pipe()
@@ -159,7 +152,9 @@ class Sandbox:
             # name (`echo hi > /dev/stderr`, open('/dev/stdout')), as on any terminal.
             for fd in (in_r, out_w, err_w, *(build.output() if build else ())):
                 os.fchown(fd, uid, uid)
-            bwrap = bwrap_argv(self.spec, self.host, file_fds, status_w, filter_fd, out_w, err_w, tools, build)
+            bwrap = bwrap_argv(
+                self.spec, self.host, file_fds, status_w, filter_fd, out_w, err_w, tools, build
+            )
             argv = launcher_argv(self.host, uid, join, bwrap)
             self.started_ns = time.monotonic_ns()
             self.process = spawn(
@@ -168,7 +163,13 @@ class Sandbox:
                 stdout=setup_w,
                 stderr=setup_w,
                 pass_fds=[
-                    status_w, filter_fd, out_w, err_w, *file_fds.values(), *tools.fds(), *(build.fds() if build else ())
+                    status_w,
+                    filter_fd,
+                    out_w,
+                    err_w,
+                    *file_fds.values(),
+                    *tools.fds(),
+                    *(build.fds() if build else ()),
                 ],
                 start_new_session=True,
             )
@@ -190,45 +191,15 @@ class Sandbox:
             self._compile_fds = [None, None]
         if stdin is None:
             return
-        if len(stdin) <= pipe_size(self._stdin_fd):
-            # It fits in the pipe: write it all now and close, so EOF follows it.
-            write_all(self._stdin_fd, stdin)
-            self.close_stdin()
-        else:
-            self._feeder = asyncio.create_task(self._feed(stdin))
-
-    async def _feed(self, data: bytes) -> None:
-        await self.write_stdin(data)
-        self.close_stdin()
-
-    async def _open_stdin_writer(self) -> None:
-        loop = asyncio.get_running_loop()
-        fd, self._stdin_fd = self._stdin_fd, None
-        transport, protocol = await loop.connect_write_pipe(
-            lambda: asyncio.streams.FlowControlMixin(loop=loop), os.fdopen(fd, "wb", buffering=0)
-        )
-        self._stdin_writer = asyncio.StreamWriter(transport, protocol, None, loop)
+        self.stdin.fill(stdin)
 
     async def write_stdin(self, data: bytes) -> bool:
         """Send bytes to the program; False once it no longer reads stdin."""
-        if self._stdin_writer is None and self._stdin_fd is not None:
-            await self._open_stdin_writer()
-        writer = self._stdin_writer
-        if writer is None or writer.is_closing():
-            return False
-        try:
-            writer.write(data)
-            await writer.drain()
-            return True
-        except (BrokenPipeError, ConnectionResetError):
-            return False
+        return await self.stdin.write(data)
 
     def close_stdin(self) -> None:
-        if self._stdin_fd is not None:
-            os.close(self._stdin_fd)
-            self._stdin_fd = None
-        if self._stdin_writer is not None:
-            self._stdin_writer.close()
+        if self.stdin:
+            self.stdin.close()
 
     async def wait(self) -> int:
         """Wait for bwrap to exit: the program is done, though stray processes may still be dying."""
@@ -368,16 +339,16 @@ class Sandbox:
                 # which kills everything left in its pid namespace: nothing to kill.)
                 self.kill()
             try:
-                await self._gone()
+                await teardown.gone(self)
             except asyncio.CancelledError:
                 # Cancelled, as when its event loop closes: finish the same work without the loop.
-                self._gone_blocking()
+                teardown.gone_blocking(self)
                 self._settle_accounts()
                 raise
             self._settle_accounts()
         finally:
-            if self._feeder:
-                self._feeder.cancel()
+            if self.stdin:
+                self.stdin.cancel()
             self._release()
 
     def restore_cpu_weight(self) -> None:
@@ -403,53 +374,10 @@ class Sandbox:
     def _teardown_blocking(self) -> None:
         try:
             self.kill()
-            self._gone_blocking()
+            teardown.gone_blocking(self)
             self._settle_accounts()
         finally:
             self._release()
-
-    async def _gone(self) -> None:
-        """Wait for bwrap to exit and the cgroup to empty, killing what is left."""
-        if self.process:
-            try:
-                await asyncio.wait_for(self.process.wait(), BWRAP_EXIT_SECONDS)
-            except TimeoutError:
-                log.error("bwrap %s did not exit after its sandbox was killed", self.process.pid)
-                kill_pid(self.process.pid)
-                await self.process.wait()
-        self.exit_status()
-        deadline = time.monotonic() + EMPTY_WAIT_SECONDS
-        # Polled: cgroup v1 offers no event for "empty", and strays die within milliseconds.
-        while self._kill_stragglers(deadline):  # noqa: ASYNC110
-            await asyncio.sleep(0.001)
-
-    def _gone_blocking(self) -> None:
-        """_gone(), blocking the calling thread instead of awaiting."""
-        if self.process:
-            deadline = time.monotonic() + BWRAP_EXIT_SECONDS
-            while self.process.returncode is None and not self.process.reap():
-                if time.monotonic() > deadline:
-                    kill_pid(self.process.pid)
-                    deadline = time.monotonic() + BWRAP_EXIT_SECONDS
-                time.sleep(0.001)
-        self.exit_status()
-        deadline = time.monotonic() + EMPTY_WAIT_SECONDS
-        while self._kill_stragglers(deadline):
-            time.sleep(0.001)
-
-    def _kill_stragglers(self, deadline: float) -> bool:
-        """Kill what is left of the sandbox; False once nothing is (past the deadline, SandboxError)."""
-        left = self.cgroup.pids() if self.cgroup else uid_pids(self.host.uid(self.spec.slot))
-        if not left:
-            return False
-        if time.monotonic() > deadline:
-            raise SandboxError(f"processes {left} of the sandbox survived {EMPTY_WAIT_SECONDS}s")
-        if self.cgroup:
-            self.cgroup.kill()
-        else:
-            for pid in left:
-                kill_pid(pid)
-        return True
 
     def _settle_accounts(self) -> None:
         """Once the sandbox is empty: collect an orphaned init, and read the OOM count."""
@@ -470,7 +398,13 @@ class Sandbox:
             self._close_fds()
 
     def open_fds(self) -> int:
-        fds = [self._stdin_fd, self.status and self.status.fd, self._setup_fd, self._out_fd, self._err_fd]
+        fds = [
+            self.stdin and self.stdin.fd,
+            self.status and self.status.fd,
+            self._setup_fd,
+            self._out_fd,
+            self._err_fd,
+        ]
         fds += [*self._compile_fds, self._go_fd]
         return sum(fd is not None for fd in fds) + bool(self.process and self.process.returncode is None)
 

@@ -96,6 +96,7 @@ class BoxSpec:
     # A compile stage: its argv, run first in this same sandbox under its own limits.
     compile: list[str] | None = None
     compile_limits: Limits | None = None
+    hide: tuple[str, ...] = ()  # directories of the host's that are empty in this sandbox
 
 
 @dataclass(frozen=True)

@@ -94,7 +94,13 @@ class Slots:
 
 
 def box_spec(lang: languages.Language, config: EngineConfig, argv: list[str], **fields) -> BoxSpec:
-    return BoxSpec(argv=argv, env=dict(lang.env), binds=lang.binds(config.host.tools_dir), **fields)
+    """A sandbox of this language: its environment, its tools, and its libraries or not."""
+    tools_dir = config.host.tools_dir
+    if config.libraries:
+        fields["files"] = {**fields.get("files", {}), **lang.home_files(tools_dir)}
+    elif lang.libraries:
+        fields["hide"] = lang.libraries.hide
+    return BoxSpec(argv=argv, env=dict(lang.env), binds=lang.binds(tools_dir), **fields)
 
 
 class LocalBackend:
@@ -190,7 +196,9 @@ class LocalHandle:
             )
             self._compiled = box.end_compile()
             self._queue.put_nowait(StageExit("compile"))
-        await asyncio.gather(self._pump("stdout", box.stdout), self._pump("stderr", box.stderr), box.finished())
+        await asyncio.gather(
+            self._pump("stdout", box.stdout), self._pump("stderr", box.stderr), box.finished()
+        )
         self._queue.put_nowait(StageExit("run"))
 
     async def _pump(self, stream: str, reader: PipeReader, stage: str = "run") -> None:

@@ -29,7 +29,11 @@ def test_every_sample_of_every_language_runs_as_its_file_says(api, name, sample,
     if languages.get(name).run.pool or start == "cold":
         assert STARTS[start] == before + 1
     exit_code = None if sample.signal or sample.status == "compile_error" else sample.exit_code
-    assert (result["status"], result["exitCode"], result["signal"]) == (sample.status, exit_code, sample.signal), result
+    assert (result["status"], result["exitCode"], result["signal"]) == (
+        sample.status,
+        exit_code,
+        sample.signal,
+    ), result
     if sample.stdout is not None:
         assert result["stdout"] == sample.stdout
     if sample.stderr is not None:

@@ -1,9 +1,13 @@
 // The code editor: CodeMirror 6, a light and a dark theme. Which mode a language uses comes
 // from its file under languages/ (served in the page's config); these are the modes there are.
 import { indentWithTab } from "@codemirror/commands";
+import { cpp } from "@codemirror/lang-cpp";
+import { go } from "@codemirror/lang-go";
+import { java } from "@codemirror/lang-java";
 import { javascript } from "@codemirror/lang-javascript";
 import { php } from "@codemirror/lang-php";
 import { python } from "@codemirror/lang-python";
+import { rust } from "@codemirror/lang-rust";
 import { StreamLanguage } from "@codemirror/language";
 import { lua } from "@codemirror/legacy-modes/mode/lua";
 import { perl } from "@codemirror/legacy-modes/mode/perl";
@@ -23,6 +27,10 @@ const MODES = {
   php: () => php(),
   lua: () => StreamLanguage.define(lua),
   perl: () => StreamLanguage.define(perl),
+  cpp: () => cpp(),
+  java: () => java(),
+  go: () => go(),
+  rust: () => rust(),
 };
 const plain = () => [];
 

@@ -12,6 +12,15 @@ const start = config.snippet || { language: "python", code: examples.python, std
 
 language.value = start.language;
 stdin.value = start.stdin;
+const about = Object.fromEntries(config.languages.map((l) => [l.name, l]));
+// The language's real version, and the libraries it offers (Python's data stack).
+function showRuntime() {
+  const lang = about[language.value];
+  $("runtime").textContent = lang ? lang.runtime : "";
+  $("runtime").title = lang && lang.libraries.length ? `Libraries: ${lang.libraries.join(", ")}` : "";
+  if (lang && lang.libraries.length) $("runtime").textContent += ` · with ${lang.libraries.map((l) => l.split(" ")[0]).join(", ")}`;
+}
+showRuntime();
 let runner;
 const editor = createEditor($("editor"), { language: start.language, modes, doc: start.code, onRun: () => runner.run() });
 followColorScheme((dark) => editor.setDark(dark));
@@ -27,6 +36,7 @@ runner = attachRunner({
 language.addEventListener("change", () => {
   editor.setLanguage(language.value);
   editor.setCode(examples[language.value]);
+  showRuntime();
 });
 
 document.addEventListener("keydown", (event) => {

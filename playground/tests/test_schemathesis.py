@@ -35,7 +35,10 @@ def test_the_api_answers_as_its_openapi_document_says(tmp_path):
             [
                 str(CLI), "run", f"{server.url}/api/openapi.json",
                 "--phases", "examples,coverage,fuzzing,stateful",
-                "--checks", "all",
+                # All but positive_data_acceptance: the document can't say which language takes
+                # which compilerOptions and runArgs (a rule across fields, which generators can't
+                # follow), so a valid-looking flag for a language without it is rightly a 400.
+                "--checks", "all", "--exclude-checks", "positive_data_acceptance",
                 "--max-examples", "12",
                 "--workers", "2",
                 "--request-timeout", "30",

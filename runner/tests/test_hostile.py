@@ -12,7 +12,6 @@ import os
 import socket
 import threading
 import uuid
-from dataclasses import dataclass
 
 import pytest
 from django.conf import settings as django_settings
@@ -20,6 +19,9 @@ from django.conf import settings as django_settings
 from engine import languages
 from engine.backends.local import STARTS
 from sandbox.pool import POOL
+
+from .battery import Case
+from .hostile_compiled import CASES as COMPILED_CASES
 
 SECRET = f"canary-secret-{uuid.uuid4().hex}"
 
@@ -49,21 +51,6 @@ HOST_CPU_MODEL = _host_fact("/proc/cpuinfo", "model name")
 HOST_BOOT_ID = _host_fact("/proc/sys/kernel/random/boot_id")
 HOST_CMDLINE = _host_fact("/proc/cmdline")
 HOST_MEMORY = _host_fact("/proc/meminfo", "MemTotal")  # "24683664 kB"
-
-
-@dataclass(frozen=True)
-class Case:
-    name: str
-    language: str
-    code: str
-    status: str | tuple[str, ...] = "ok"
-    stdout: str | None = None  # exact, when given
-    contains: tuple[str, ...] = ()  # each must appear in stdout or stderr
-    lacks: tuple[str, ...] = ()  # none may appear in stdout or stderr
-    signal: str | tuple[str, ...] | None = None
-    timeout: int = 2000
-    memory: int | None = None
-    stdin: str = ""
 
 
 def py_syscall(name, call, expected):
@@ -624,6 +611,7 @@ CASES = [
         stdout="",
     ),
 ]
+CASES += COMPILED_CASES  # the compilers (hostile_compiled.py)
 
 
 class Canaries:
@@ -693,11 +681,15 @@ def check(case: Case, result: dict, tokens=lambda text: text) -> None:
     assert result["status"] in statuses, result
     if case.stdout is not None:
         assert result["stdout"] == case.stdout, result
-    both = result["stdout"] + result["stderr"]
+    compiled = result["compile"] or {"stdout": "", "stderr": ""}
+    both = result["stdout"] + result["stderr"] + compiled["stdout"] + compiled["stderr"]
     for text in case.contains:
         assert tokens(text) in both, result
     for text in case.lacks:
         assert tokens(text) not in both, result
+    if case.compile_status:
+        verdicts = case.compile_status if isinstance(case.compile_status, tuple) else (case.compile_status,)
+        assert result["compile"]["status"] in verdicts, result
     if case.signal:
         signals = case.signal if isinstance(case.signal, tuple) else (case.signal,)
         assert result["signal"] in signals, result
@@ -712,21 +704,34 @@ def test_the_battery_has_at_least_50_cases_in_every_language():
 
 @pytest.fixture(params=["cold", "warm"])
 def start(request, settings):
-    """Each case runs in a sandbox started cold, and in a pre-warmed one."""
+    """A sandbox started cold, or a pre-warmed one."""
     settings.RUNNER_POOL_SIZE = 0 if request.param == "cold" else 2
     return request.param
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_a_hostile_program_is_contained(api, canaries, case, start):
+# Each case runs in a sandbox started cold, and in a pre-warmed one where its language has them.
+RUNS = [
+    (start, case)
+    for start in ("cold", "warm")
+    for case in CASES
+    if start == "cold" or languages.get(case.language).run.pool
+]
+
+
+@pytest.mark.parametrize("way, case", RUNS, ids=[f"{way}-{case.name}" for way, case in RUNS])
+def test_a_hostile_program_is_contained(api, canaries, settings, way, case):
+    settings.RUNNER_POOL_SIZE = 0 if way == "cold" else 2
     api.run("bash", "true")  # warm: the first run of a test opens what later runs reuse
     fds, tmp = open_fds(), set(os.listdir("/tmp"))
     limits = {"timeout": case.timeout, **({"memory": case.memory} if case.memory else {})}
-    starts = STARTS[start]
+    if case.compile_timeout:
+        limits["compileTimeout"] = case.compile_timeout
+    starts = STARTS[way]
     result = api.run(case.language, canaries.program(case.code), stdin=case.stdin, **limits)
-    assert STARTS[start] == starts + 1  # it really took the path it is named for
+    assert STARTS[way] == starts + 1  # it really took the path it is named for
     check(case, result, canaries.program)
-    assert SECRET not in result["stdout"] + result["stderr"]
+    compiled = result["compile"] or {"stdout": "", "stderr": ""}
+    assert SECRET not in result["stdout"] + result["stderr"] + compiled["stdout"] + compiled["stderr"]
     assert api.run("python", "print(6 * 7)")["stdout"] == "42\n"
     assert canaries.heard == []
     assert open_fds() == fds

@@ -47,6 +47,16 @@ def _titles() -> str:
     return ", ".join(titles[:-1]) + f" and {titles[-1]}" if len(titles) > 1 else "".join(titles)
 
 
+def _flag_patterns(config, field: str) -> list[str]:
+    """Every pattern some language allows for compilerOptions or runArgs (which language takes
+    which is a rule across fields, in docs/languages.md and checked by validation)."""
+    found = []
+    for lang in config.languages:
+        stage = lang.compile if field == "compilerOptions" else lang.run
+        found += [f"^(?:{p})$" for p in (stage.options if stage else ())]
+    return list(dict.fromkeys(found))
+
+
 def document(request=None) -> dict:
     ops = list(_operations(get_resolver().url_patterns))
     keys = {(ErrorResponse, "serialization")}
@@ -122,9 +132,14 @@ def document(request=None) -> dict:
             props["files"]["maxProperties"] = config.max_files
         if "args" in props:
             props["args"]["items"]["pattern"] = "^[^\\u0000]*$"
+        for field in ("compilerOptions", "runArgs"):
+            if field in props:
+                props[field]["items"]["anyOf"] = [{"pattern": p} for p in _flag_patterns(config, field)]
         for field, low, high in (
             ("timeout", 1, config.max_timeout_ms),
             ("memory", 16, config.max_memory_mib),
+            ("compileTimeout", 1, config.max_compile_timeout_ms),
+            ("compileMemory", validation.MIN_COMPILE_MEMORY_MIB, config.max_compile_memory_mib),
         ):
             if field in props:
                 for option in props[field].get("anyOf", [props[field]]):

@@ -79,7 +79,9 @@ async def run(request, language: str):
 )
 async def runtimes(request):
     config = conf.get()
-    listed = await sync_to_async(languages.runtimes)(config.host.tools_dir, config.engine.languages)
+    listed = await sync_to_async(languages.runtimes)(
+        config.host.tools_dir, config.engine.languages, config.engine.libraries
+    )
     return JsonResponse(listed, safe=False)
 
 

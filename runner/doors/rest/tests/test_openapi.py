@@ -54,6 +54,10 @@ def test_its_schemas_use_the_wire_field_names(client):
         "files",
         "timeout",
         "memory",
+        "compileTimeout",
+        "compileMemory",
+        "compilerOptions",
+        "runArgs",
     }
     assert schemas["RunRequest"]["required"] == ["language", "code"]
     status = schemas["RunResult"]["properties"]["status"]

@@ -15,14 +15,22 @@ def test_it_lists_every_language_with_aliases(client):
     response = client.get("/api/runtimes")
     assert response.status_code == 200
     listed = {r["language"]: r for r in response.json()}
-    assert list(listed) == ["python", "javascript", "typescript", "bash", "ruby", "php", "lua", "perl"]
+    assert list(listed) == [
+        *("python", "javascript", "typescript", "bash", "ruby", "php", "lua", "perl"),
+        *("c", "cpp", "java", "go", "rust"),
+    ]
     assert listed["python"]["aliases"] == ["py", "python3"]
     assert listed["javascript"]["aliases"] == ["js", "node"]
     assert listed["typescript"]["aliases"] == ["ts"]
     assert listed["bash"]["aliases"] == ["sh"]
     assert listed["ruby"]["aliases"] == ["rb"]
     assert listed["perl"]["aliases"] == ["pl"]
-    assert all(set(r) == {"language", "version", "aliases", "runtime", "available"} for r in response.json())
+    assert listed["cpp"]["aliases"] == ["c++"]
+    assert listed["go"]["aliases"] == ["golang"]
+    assert listed["rust"]["aliases"] == ["rs"]
+    fields = {"language", "version", "aliases", "runtime", "available", "compiled", "libraries"}
+    assert all(set(r) == fields for r in response.json())
+    assert [r["language"] for r in response.json() if r["compiled"]] == ["c", "cpp", "java", "go", "rust"]
     assert all(r["available"] for r in response.json())
 
 
