@@ -121,6 +121,7 @@ class Sample(_Strict):
     signal: str | None = None  # the signal that ended it, by name
     status: str = "ok"
     compile_stderr: str | None = None  # contained in the compile stage's stderr, when given
+    libraries: bool = False  # it needs the language's libraries (not run with RUNNER_LIBRARIES=off)
 
 
 class Library(_Strict):

@@ -1,6 +1,7 @@
 """GET /api/runtimes: the languages, with versions read from the real interpreters."""
 
 import os
+import re
 import subprocess
 
 import pytest
@@ -101,3 +102,24 @@ def test_the_listed_version_is_what_runs_in_the_sandbox(api, client):
     node = api.run("javascript", "console.log(process.versions.node)")["stdout"].strip()
     assert inside == listed["python"]["version"]
     assert node == listed["javascript"]["version"]
+
+
+def test_python_lists_its_data_stack_with_versions(client):
+    listed = {r["language"]: r for r in client.get("/api/runtimes").json()}
+    names = [lib["name"] for lib in listed["python"]["libraries"]]
+    assert names == ["numpy", "pandas", "matplotlib", "scipy", "scikit-learn"]
+    assert all(re.fullmatch(r"\d+(\.\d+)+\S*", lib["version"]) for lib in listed["python"]["libraries"])
+    assert all(r["libraries"] == [] for name, r in listed.items() if name != "python")
+    page = client.get("/").content.decode()
+    assert f"numpy {listed['python']['libraries'][0]['version']}" in page
+
+
+def test_with_libraries_off_none_is_listed_or_importable(api, client, settings):  # noqa: F811
+    settings.RUNNER_LIBRARIES = False
+    listed = {r["language"]: r for r in client.get("/api/runtimes").json()}
+    assert listed["python"]["libraries"] == []
+    result = api.run("python", "import numpy")
+    assert result["status"] == "error" and "ModuleNotFoundError: No module named 'numpy'" in result["stderr"]
+    assert api.run("python", "import json, sqlite3; print('stdlib')")["stdout"] == "stdlib\n"
+    settings.RUNNER_LIBRARIES = True
+    assert api.run("python", "import numpy; print(numpy.__name__)")["stdout"] == "numpy\n"
