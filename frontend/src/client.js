@@ -8,7 +8,8 @@ export function socketUrl(base) {
 }
 
 // request: the fields of POST /api/execute, plus interactive.
-// on: { started(id), output(stream, text), exit(result), error(message) }
+// on: { started(id), output(stream, text, stage), exit(result), error(message) }; stage is
+// "compile" for a compiler's output, else undefined.
 // Returns a handle: sendStdin(text), eof(), kill(), and interactive (false after a fallback).
 export function startRun(base, request, on) {
   let socket = null;
@@ -49,6 +50,8 @@ export function startRun(base, request, on) {
       const result = await response.json();
       if (!response.ok) return finish(on.error, result.error || `HTTP ${response.status}`);
       on.started(result.id);
+      if (result.compile && result.compile.stdout) on.output("stdout", result.compile.stdout, "compile");
+      if (result.compile && result.compile.stderr) on.output("stderr", result.compile.stderr, "compile");
       if (result.stdout) on.output("stdout", result.stdout);
       if (result.stderr) on.output("stderr", result.stderr);
       finish(on.exit, result);
@@ -74,7 +77,7 @@ export function startRun(base, request, on) {
   socket.onmessage = (event) => {
     const message = JSON.parse(event.data);
     if (message.type === "started") on.started(message.id);
-    else if (message.type === "stdout" || message.type === "stderr") on.output(message.type, message.data);
+    else if (message.type === "stdout" || message.type === "stderr") on.output(message.type, message.data, message.stage);
     else if (message.type === "exit") finish(on.exit, message);
     else if (message.type === "error") finish(on.error, message.error);
   };

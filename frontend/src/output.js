@@ -1,7 +1,13 @@
 // The Output panel: stdout and stderr told apart, then the exit code, duration and badges.
 // Program output is only ever inserted as text, never as HTML.
 
-const BADGES = { timeout: "timed out", memory: "out of memory", output_limit: "output limit", killed: "stopped" };
+const BADGES = {
+  timeout: "timed out",
+  memory: "out of memory",
+  output_limit: "output limit",
+  killed: "stopped",
+  compile_error: "compile error",
+};
 
 export class OutputView {
   constructor(root, doc = document) {
@@ -15,11 +21,13 @@ export class OutputView {
     if (message) this.note(message);
   }
 
-  append(stream, text) {
-    if (!this.last || this.last.dataset.stream !== stream) {
+  // A compiler's output (stage "compile") is shown apart from the program's.
+  append(stream, text, stage) {
+    const kind = stage ? `${stage}-${stream}` : stream;
+    if (!this.last || this.last.dataset.stream !== kind) {
       this.last = this.doc.createElement("span");
-      this.last.className = `pg-${stream}`;
-      this.last.dataset.stream = stream;
+      this.last.className = stage ? `pg-${stream} pg-compile` : `pg-${stream}`;
+      this.last.dataset.stream = kind;
       this.root.append(this.last);
     }
     this.last.textContent += text;
@@ -38,9 +46,11 @@ export class OutputView {
   finish(result) {
     const line = this.note("", "status");
     const parts = [];
-    if (result.signal) parts.push(`killed by ${result.signal}`);
+    if (result.compile) parts.push(`compiled in ${result.compile.duration} ms`);
+    if (result.status === "compile_error") parts.push("nothing ran");
+    else if (result.signal) parts.push(`killed by ${result.signal}`);
     else if (result.exitCode !== null && result.exitCode !== undefined) parts.push(`exit code ${result.exitCode}`);
-    parts.push(`${result.duration} ms`);
+    if (result.status !== "compile_error") parts.push(`${result.duration} ms`);
     line.append(parts.join(" · "));
     const badges = [];
     if (BADGES[result.status]) badges.push(BADGES[result.status]);

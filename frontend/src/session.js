@@ -31,7 +31,7 @@ export function attachRunner({ base, button, output, prompt, getRequest, doc = d
     view.reset();
     current = startRun(base, getRequest(), {
       started() {},
-      output: (stream, text) => view.append(stream, text),
+      output: (stream, text, stage) => view.append(stream, text, stage),
       exit: (result) => {
         view.finish(result);
         done();

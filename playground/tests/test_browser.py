@@ -100,6 +100,28 @@ def test_each_language_runs_its_example(server, page, language):
     expect(page.get_by_role("button", name="Run")).to_be_visible()
 
 
+def test_a_compile_error_shows_the_compilers_message_and_nothing_runs(server, page):
+    page.goto(server.url)
+    page.get_by_label("Language").select_option("c")
+    expect(page.locator("#runtime")).to_contain_text("GCC 12")
+    set_code(page, 'int main(void) {\n    puts("x")\n}\n')
+    page.get_by_role("button", name="Run").click()
+    expect(output(page)).to_contain_text("main.c:2:")
+    expect(output(page).locator(".pg-compile.pg-stderr")).to_contain_text("error:")
+    expect(output(page).locator(".pg-badge-compile_error")).to_have_text("compile error")
+    expect(output(page)).to_contain_text("nothing ran")
+    page.screenshot(path=str(SHOTS / "test_compile_error.png"))
+
+
+def test_python_shows_its_data_stack_and_draws_with_it(server, page):
+    page.goto(server.url)
+    expect(page.locator("#runtime")).to_contain_text("with numpy, pandas, matplotlib")
+    set_code(page, "import numpy as np\nprint(np.arange(4).sum())\n")
+    page.get_by_role("button", name="Run").click()
+    expect(output(page)).to_contain_text("6")
+    expect(output(page)).to_contain_text("exit code 0")
+
+
 def test_typed_code_runs_with_ctrl_enter(server, page):
     page.goto(server.url)
     set_code(page, "for i in range(3):\n    print(i * 10)")
