@@ -51,6 +51,14 @@ def test_every_sample_of_every_language_runs_as_its_file_says(api, name, sample,
         assert sample.compile_stderr in result["compile"]["stderr"]
 
 
+BENCHED = [lang for lang in languages.LANGUAGES if lang.bench]
+
+
+@pytest.mark.parametrize("lang", BENCHED, ids=[lang.name for lang in BENCHED])
+def test_each_benchmark_program_prints_what_make_bench_expects(api, lang):
+    assert api.run(lang.name, lang.bench.code)["stdout"] == "1\n"
+
+
 def test_every_language_listed_by_the_api_has_its_file(api):
     listed = api.client.get("/api/runtimes").json()
     assert [r["language"] for r in listed] == [p.stem for p in sorted_files()]

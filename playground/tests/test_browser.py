@@ -290,6 +290,19 @@ def test_the_embed_page_takes_theme_and_readonly(server, page):
     expect(page.get_by_role("log", name="Output")).to_contain_text("read only")
 
 
+COMPILED = [lang for lang in languages.LANGUAGES if lang.compile]
+
+
+@pytest.mark.parametrize("lang", COMPILED, ids=[lang.name for lang in COMPILED])
+def test_the_embed_runs_a_compiled_language(server, page, lang):
+    hello = next(sample for sample in lang.samples if sample.name == "hello")
+    snippet = save_snippet(server, hello.code, lang.name)
+    page.goto(snippet["embedUrl"])
+    page.get_by_role("button", name="Run").click()
+    expect(page.get_by_role("log", name="Output")).to_contain_text("Hello, world!")
+    expect(page.get_by_role("log", name="Output")).to_contain_text("compiled in")
+
+
 def test_embed_js_makes_pre_blocks_runnable_on_another_origin(server, other_origin, page):
     root, site = other_origin
     (root / "docs.html").write_text(f"""<!doctype html><title>Docs</title>
