@@ -10,6 +10,7 @@ tests, the hostile battery and the benchmark.
 
 from __future__ import annotations
 
+import fnmatch
 import functools
 import logging
 import os
@@ -56,13 +57,19 @@ class Stage(_Strict):
                 raise ValueError(f"{pattern!r} is not a regular expression: {e}") from None
         return value
 
-    def expand(self, options: tuple[str, ...] | list[str], memory_mib: int) -> list[str]:
-        """argv with the request's flags where {options} stands (or, without it, nowhere), and
-        the stage's memory limit in MiB for {memory} (a JVM sizes its heap by it)."""
+    def expand(
+        self, options: tuple[str, ...] | list[str], memory_mib: int, files: tuple[str, ...] = ()
+    ) -> list[str]:
+        """argv with the request's flags where {options} stands (or, without it, nowhere), the
+        run's files matching {sources:*.c,*.h} (sorted; `*` crosses folders), and the stage's
+        memory limit in MiB for {memory} (a JVM sizes its heap by it)."""
         out: list[str] = []
         for part in self.argv:
             if part == OPTIONS:
                 out += options
+            elif part.startswith("{sources:") and part.endswith("}"):
+                patterns = part[len("{sources:") : -1].split(",")
+                out += sorted(f for f in files if any(fnmatch.fnmatchcase(f, p) for p in patterns))
             else:
                 out.append(part.replace("{memory}", str(memory_mib)))
         return out
@@ -74,6 +81,12 @@ class CompileStage(Stage):
     timeout: int = Field(10_000, ge=1)  # ms
     memory: int = Field(512, ge=16)  # MiB
     processes: int = Field(128, ge=1)
+    cpus: float | None = Field(
+        None, gt=0
+    )  # a CPU quota of its own (a JVM's compiler threads); None: the run's
+    # Pre-warmed: a sandbox waits with /opt/pool-exec (a tool of the language's) as both stages;
+    # the hand-over brings the files and the compiler's command line, then the program's.
+    pool: bool = False
 
     def limits(self, run: Limits) -> Limits:
         return Limits(
@@ -84,7 +97,7 @@ class CompileStage(Stage):
             tmpfs_mib=run.tmpfs_mib,
             file_size_mib=run.file_size_mib,
             open_files=run.open_files,
-            cpus=run.cpus,
+            cpus=self.cpus or run.cpus,
         )
 
 
@@ -171,6 +184,11 @@ class Language(_Strict):
     samples: tuple[Sample, ...] = Field(min_length=1)
     bench: Bench | None = None
     libraries: Libraries | None = None
+
+    @property
+    def pooled(self) -> bool:
+        """Whether its runs may take a pre-warmed sandbox."""
+        return bool(self.run.pool or (self.compile and self.compile.pool))
 
     def argv(self, args: list[str], options: tuple[str, ...] = (), memory_mib: int = 0) -> list[str]:
         return [*self.run.expand(options, memory_mib), *args]
@@ -348,7 +366,7 @@ def table() -> str:
         packages = ", ".join(lang.packages) or "–"
         stages = "compile, run" if lang.compile else "run"
         rows.append(
-            f"| {lang.title} | {names} | `{lang.filename}` | {stages} | {'yes' if lang.run.pool else 'no'} | {packages} |"
+            f"| {lang.title} | {names} | `{lang.filename}` | {stages} | {'yes' if lang.pooled else 'no'} | {packages} |"
         )
     for lang in LANGUAGES:
         rows += ["", f"### {lang.title}", "", f"- Runs as: `{' '.join(lang.run.argv)}`"]

@@ -3,6 +3,12 @@
  * in a millisecond (bash): waits for one run on stdin, writes its files, then execs
  *
  *   pool-exec PROGRAM [ARGS...]      ->   PROGRAM ARGS... RUN-ARGS...
+ *   pool-exec [--null-stdin]         ->   RUN-ARGS...  (the hand-over names the program too)
+ *
+ * A compiled language's waiting sandbox runs it twice: as its compile stage, where the hand-over
+ * brings the files and the compiler's command line, and --null-stdin then gives the compiler
+ * /dev/null, so that what follows on stdin stays for the run; and as its run stage, which
+ * reads a second hand-over (the program's command line) and leaves the rest to the program.
  *
  * It reads exactly one hand-over (sandbox/handover.py): an 8-byte big-endian
  * length, then that many bytes holding the files and the arguments, and leaves the rest
@@ -96,9 +102,10 @@ static void write_file(const char *name, const unsigned char *data, uint64_t n) 
 }
 
 int main(int argc, char **argv) {
-    if (argc < 2) {
-        fprintf(stderr, "usage: pool-exec PROGRAM [ARGS...]\n");
-        return 125;
+    int null_stdin = argc > 1 && strcmp(argv[1], "--null-stdin") == 0;
+    if (null_stdin) {
+        argv++;
+        argc--;
     }
     unsigned char head[8];
     read_exact(head, 8);
@@ -132,6 +139,15 @@ int main(int argc, char **argv) {
         args[argc - 1 + i] = copy(arg, n);
     }
     free(body);
+    if (!args[0]) {
+        errno = EPROTO;
+        fail("no program to run");
+    }
+    if (null_stdin) {
+        int null = open("/dev/null", O_RDONLY);
+        if (null < 0 || dup2(null, 0) < 0) fail("/dev/null");
+        close(null);
+    }
     execv(args[0], args);
     fprintf(stderr, "pool-exec: cannot run %s: %s\n", args[0], strerror(errno));
     return 127;

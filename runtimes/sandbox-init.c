@@ -3,6 +3,7 @@
  *
  *   sandbox-init STATUS_FD OUT_FD ERR_FD NOFILE FSIZE NPROC DATA [COMPILE] -- PROGRAM [ARGS...]
  *   COMPILE: +compile OUT_FD ERR_FD GO_FD NPROC DATA N COMPILER [ARGS...]   (N words of argv)
+ *            (+compile-stdin: the compiler gets fd 0, for a waiting sandbox's hand-over)
  *
  * It runs as pid 1 of the sandbox's pid namespace (bwrap --as-pid-1), so the
  * program can't signal it, and its exit ends every process left in the sandbox.
@@ -147,7 +148,8 @@ int main(int argc, char **argv) {
     struct stage run = {fd_arg(argv[2]), fd_arg(argv[3]), argv[6], argv[7], NULL};
     struct stage build = {-1, -1, NULL, NULL, NULL};
     int go_fd = -1, at = 8;
-    if (strcmp(argv[at], "+compile") == 0) {
+    int compile_stdin = strcmp(argv[at], "+compile-stdin") == 0;
+    if (compile_stdin || strcmp(argv[at], "+compile") == 0) {
         if (argc < at + 8) goto usage;
         build.out = fd_arg(argv[at + 1]);
         build.err = fd_arg(argv[at + 2]);
@@ -174,7 +176,7 @@ int main(int argc, char **argv) {
 
     if (build.argv) {
         long long started = now_ns();
-        int status = wait_for(start(&build, 1));
+        int status = wait_for(start(&build, !compile_stdin));
         long long elapsed = now_ns() - started;
         /* Nothing of the compile outlives it: the run starts in an empty sandbox. */
         kill(-1, SIGKILL);

@@ -162,7 +162,12 @@ def bwrap_argv(
     argv += ["--", INIT_PATH, str(status_fd), str(out_fd), str(err_fd), *_rlimits(lim)]
     if build is not None:
         compile_lim = spec.compile_limits or lim
-        argv += ["+compile", str(build.stdout), str(build.stderr), str(build.go)]
+        argv += [
+            "+compile-stdin" if spec.compile_stdin else "+compile",
+            str(build.stdout),
+            str(build.stderr),
+            str(build.go),
+        ]
         argv += [*_rlimits(compile_lim)[2:], str(len(spec.compile)), *spec.compile]
     argv += ["--", *spec.argv]
     return argv

@@ -52,6 +52,8 @@ class Sandbox:
         self.stderr: PipeReader | None = None
         self.started_ns = 0
         self.handed_ns = 0  # when a pre-warmed sandbox was handed its run
+        self.compiled_ns = 0  # when a compile stage's status came in
+        self.run_started_ns = 0  # when the run stage was let go, after a compile
         self.ended_ns = 0
         self.stdin: StdinPipe | None = None
         self.status: StatusPipe | None = None
@@ -224,6 +226,8 @@ class Sandbox:
                 await self.process.wait()
         if stage == "run":
             self.ended_ns = self.ended_ns or time.monotonic_ns()
+        else:
+            self.compiled_ns = self.compiled_ns or time.monotonic_ns()
 
     def end_compile(self) -> Outcome:
         """The compile stage's outcome, once it has exited; if it succeeded, go on to the run.
@@ -246,6 +250,7 @@ class Sandbox:
             self._oom_before_run = self.cgroup.oom_kills()
         self.start_accounting()
         go, self._go_fd = self._go_fd, None
+        self.run_started_ns = time.monotonic_ns()
         try:
             os.write(go, b"g")
         except OSError:
@@ -276,16 +281,25 @@ class Sandbox:
         returned. The cgroup is read for an OOM kill only when the program failed.
         """
         setup = None
+        now = time.monotonic_ns()
         if status is None:
             code = self.process.returncode if self.process else None
             signum = signals.SIGKILL if self.killed or code is None or code < 0 else code - 128
             exit_code, signum = (None, int(signum)) if signum > 0 else (code, None)
-            duration_ns = (self.ended_ns or time.monotonic_ns()) - self.started_ns
+            begun = self.handed_ns or self.started_ns
+            if compile:
+                duration_ns = (self.compiled_ns or self.ended_ns or now) - begun
+            else:
+                duration_ns = (self.ended_ns or now) - (self.run_started_ns or begun)
             setup = None if self.killed else (self.setup_errors() or None)
         else:
             exit_code, signum, duration_ns = status.exit_code, status.signal, status.duration_ns
-        if self.handed_ns and not compile:  # a pre-warmed sandbox's own clock started while it waited
-            duration_ns = self.ended_ns - self.handed_ns
+            # A pre-warmed sandbox's first stage began while it waited: its clock starts at the
+            # hand-over. (A run after a compile has sandbox-init's own clock, started at the go-ahead.)
+            if self.handed_ns and compile:
+                duration_ns = (self.compiled_ns or now) - self.handed_ns
+            elif self.handed_ns and not self.spec.compile:
+                duration_ns = (self.ended_ns or now) - self.handed_ns
         oom = bool(signum or exit_code) and (self.oom_killed() > (0 if compile else self._oom_before_run))
         oom = oom or (self._over_limit and not compile)
         usage = self.meter.read() if self.meter and not self.destroyed else None
@@ -303,6 +317,14 @@ class Sandbox:
         if self.cgroup:
             self.cgroup.set_limits(limits.memory_mib << 20, limits.processes, limits.cpus)
         self.spec.limits = limits
+
+    def set_compile_limits(self, compile: Limits, run: Limits) -> None:
+        """A pre-warmed sandbox's compile stage gets the request's limits, and end_compile() the
+        run's; OSError if the cgroup can't take them."""
+        if self.cgroup:
+            self.cgroup.set_limits(compile.memory_mib << 20, compile.processes, compile.cpus)
+        self.spec.compile_limits = compile
+        self.spec.limits = run
 
     def oom_killed(self) -> int:
         """How many times the kernel killed a process of this sandbox for exceeding the memory limit."""

@@ -249,9 +249,17 @@ def sweep(host: Host) -> None:
                 pass
 
 
-async def hand_over(box: Sandbox, files: dict[str, bytes], args: list[str], stdin: bytes | None) -> None:
-    """Give a taken sandbox its run: the files and arguments, then stdin (None: kept open)."""
+async def hand_over(
+    box: Sandbox, files: dict[str, bytes], args: list[str], stdin: bytes | None, then: list[str] | None = None
+) -> None:
+    """Give a taken sandbox its run: the files and arguments, then stdin (None: kept open).
+
+    With a compile stage, `args` is the compiler's whole command line and `then` the program's:
+    a second hand-over, with no files, that the run stage's pool-exec reads after the compile.
+    """
     message = handover.encode(files, args)
+    if then is not None:
+        message += handover.encode({}, then)
     box.start_accounting()  # what the interpreter cost while it waited is not the run's
     if stdin is None:
         await box.attach(None)

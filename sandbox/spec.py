@@ -96,6 +96,9 @@ class BoxSpec:
     # A compile stage: its argv, run first in this same sandbox under its own limits.
     compile: list[str] | None = None
     compile_limits: Limits | None = None
+    # The compiler inherits stdin: a pre-warmed sandbox's compile stage is pool-exec, which reads
+    # its hand-over from it (and gives the compiler /dev/null).
+    compile_stdin: bool = False
     hide: tuple[str, ...] = ()  # directories of the host's that are empty in this sandbox
 
 

@@ -23,6 +23,7 @@ from ..errors import Busy, Unavailable
 from ..spec import RunSpec
 
 READ_CHUNK = 65536
+POOL_EXEC = "/opt/pool-exec"  # inside the sandbox: a compiled language's waiting stages
 # Output written in many small pieces (a byte at a time, say) would cost the server an event
 # and a frame for each. Once QUICK_READS reads in a row have come less than COALESCE_SECONDS
 # apart, each further one waits that long, with the pipe unread meanwhile, and takes what
@@ -109,13 +110,24 @@ class LocalBackend:
         self.slots = Slots(config.concurrency, config.queue_size, config.queue_wait_seconds)
         self.pool = PoolConfig(
             templates=tuple(
-                (lang.name, box_spec(lang, config, list(lang.run.pool), limits=config.defaults))
+                (lang.name, self._template(lang))
                 for lang in languages.served(config.languages)
-                if lang.run.pool and not languages.unavailable(lang.name, config.host.tools_dir)
+                if lang.pooled and not languages.unavailable(lang.name, config.host.tools_dir)
             ),
             size=config.pool_size,
             host=config.host,
         )
+
+    def _template(self, lang: languages.Language) -> BoxSpec:
+        """The sandbox that waits for one of this language's runs."""
+        defaults = self.config.defaults
+        if lang.run.pool:
+            return box_spec(lang, self.config, list(lang.run.pool), limits=defaults)
+        # A compiled language's: pool-exec as both stages, each told at the hand-over what to run.
+        return box_spec(
+            lang, self.config, [POOL_EXEC], limits=defaults, compile=[POOL_EXEC, "--null-stdin"],
+            compile_limits=lang.compile.limits(defaults), compile_stdin=True,
+        )  # fmt: skip
 
     def sweep(self) -> None:
         """Remove what a server before this one left (at start: see sandbox.pool.sweep)."""
@@ -148,26 +160,35 @@ class LocalBackend:
         argv = lang.argv(list(spec.args), spec.run_options, spec.limits.memory_mib)
         fields = dict(files=files, limits=spec.limits, slot=slot)
         if lang.compile:
-            compile_argv = lang.compile.expand(spec.compiler_options, spec.compile_limits.memory_mib)
-            fields.update(compile=compile_argv, compile_limits=spec.compile_limits)
+            fields.update(compile=_compile_argv(lang, spec, files), compile_limits=spec.compile_limits)
         return await Sandbox.start(box_spec(lang, self.config, argv, **fields), self.config.host, stdin)
 
     async def _warm(self, lang, spec: RunSpec, stdin: bytes | None) -> Sandbox | None:
         """Hand the run to a pre-warmed sandbox, if its language's pool has one."""
         POOL.ensure(self.pool)  # with size 0 too: it also sweeps what a crashed server left
-        if not self.pool.size or spec.run_options:
-            return None  # (a waiting sandbox's runtime has started with its own flags)
+        if not self.pool.size or (spec.run_options and lang.run.pool):
+            return None  # (a waiting interpreter has started with its own flags)
         box = POOL.take(lang.name, self.pool)
         if box is None:
             return None
+        files = spec.sources(lang.filename)
         try:
-            box.set_limits(spec.limits)
-            await hand_over(box, spec.sources(lang.filename), list(spec.args), stdin)
+            if lang.compile:
+                box.set_compile_limits(spec.compile_limits, spec.limits)
+                argv = lang.argv(list(spec.args), spec.run_options, spec.limits.memory_mib)
+                await hand_over(box, files, _compile_argv(lang, spec, files), stdin, then=argv)
+            else:
+                box.set_limits(spec.limits)
+                await hand_over(box, files, list(spec.args), stdin)
         except OSError:
             # Already using more memory than this run may: it starts cold instead.
             await box.destroy()
             return None
         return box
+
+
+def _compile_argv(lang: languages.Language, spec: RunSpec, files: dict[str, bytes]) -> list[str]:
+    return lang.compile.expand(spec.compiler_options, spec.compile_limits.memory_mib, tuple(files))
 
 
 class LocalHandle:

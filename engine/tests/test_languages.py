@@ -28,7 +28,7 @@ def test_every_sample_of_every_language_runs_as_its_file_says(api, name, sample,
         assert POOL.settle()
     before = STARTS[start]
     result = api.run(name, sample.code, stdin=sample.stdin, args=list(sample.args), files=dict(sample.files))
-    if languages.get(name).run.pool or start == "cold":
+    if languages.get(name).pooled or start == "cold":
         assert STARTS[start] == before + 1
     exit_code = None if sample.signal or sample.status == "compile_error" else sample.exit_code
     assert (result["status"], result["exitCode"], result["signal"]) == (

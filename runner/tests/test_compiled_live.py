@@ -41,7 +41,7 @@ VERDICTS = {
     ),
     "go": (
         "package main\n\nfunc main() { nope() }\n",
-        "package main\n\nimport \"os\"\n\nfunc main() { os.Exit(4) }\n",
+        'package main\n\nimport "os"\n\nfunc main() { os.Exit(4) }\n',
         "package main\n\nfunc main() {\n\tfor {\n\t}\n}\n",
         "package main\n\nfunc main() {\n\tvar k [][]byte\n\tfor {\n\t\tb := make([]byte, 1<<20)\n"
         "\t\tfor i := range b {\n\t\t\tb[i] = 1\n\t\t}\n\t\tk = append(k, b)\n\t}\n}\n",
@@ -123,7 +123,7 @@ def test_compiler_options_and_run_args_go_where_they_should(server):
     code = '#include <stdio.h>\nint main(void) { printf("%d\\n", GREETING); return 0; }'
     result = run(server, language="c", code=code, compilerOptions=["-DGREETING=7", "-O0", "-Wall"])
     assert result["stdout"] == "7\n"
-    java = "public class Main { public static void main(String[] a) { assert a.length > 9 : \"checked\"; } }"
+    java = 'public class Main { public static void main(String[] a) { assert a.length > 9 : "checked"; } }'
     assert run(server, language="java", code=java)["status"] == "ok"  # assertions are off by default
     result = run(server, language="java", code=java, runArgs=["-ea"])
     assert result["status"] == "error" and "AssertionError: checked" in result["stderr"]
@@ -173,7 +173,7 @@ def test_a_failed_compile_is_stored_as_one_and_streamed_tagged(server):
 
 def test_a_compiled_run_streams_the_compile_then_the_program(server):
     url = server.url.replace("http://", "ws://") + "/ws/execute"
-    code = "package main\n\nimport \"fmt\"\n\nfunc main() {\n\tfmt.Println(\"ran\")\n}\n"
+    code = 'package main\n\nimport "fmt"\n\nfunc main() {\n\tfmt.Println("ran")\n}\n'
     with connect(url) as ws:
         ws.send(json.dumps({"type": "run", "language": "go", "code": code, "stdin": ""}))
         frames = []

@@ -714,7 +714,7 @@ RUNS = [
     (start, case)
     for start in ("cold", "warm")
     for case in CASES
-    if start == "cold" or languages.get(case.language).run.pool
+    if start == "cold" or languages.get(case.language).pooled
 ]
 
 

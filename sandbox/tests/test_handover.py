@@ -66,3 +66,30 @@ def test_each_loader_decodes_the_golden_vector_as_a_cold_run_sees_its_files(lang
     # Every file arrived, with its bytes, and nothing else was written.
     written = {str(p.relative_to(handed)): p.read_bytes() for p in handed.rglob("*") if p.is_file()}
     assert written == FILES
+
+
+def test_pool_exec_runs_both_stages_of_a_compiled_language_from_two_hand_overs(tmp_path):
+    """A compiled language's waiting sandbox: the compile stage's pool-exec --null-stdin takes the
+    files and the compiler's command line, and gives the compiler /dev/null, so the second
+    hand-over and the program's input stay on stdin for the run stage's pool-exec."""
+    pool_exec = str(TOOLS / "pool-exec")
+    compile = ["/bin/sh", "-c", 'cat; cp main.c built; echo compiled "$@"', "sh", "-O2"]
+    stdin = handover.encode({"main.c": b"int main;"}, compile) + handover.encode({}, ["/bin/cat", "-"])
+    stdin += b"the program's input\n"
+    with open(tmp_path / "stdin", "wb") as f:
+        f.write(stdin)
+    with open(tmp_path / "stdin", "rb") as f:  # one file offset, shared by both, as a pipe would be
+        first = subprocess.run(
+            [pool_exec, "--null-stdin"], cwd=tmp_path, env=ENV, stdin=f, capture_output=True
+        )
+        second = subprocess.run([pool_exec], cwd=tmp_path, env=ENV, stdin=f, capture_output=True)
+    assert (first.returncode, first.stdout, first.stderr) == (0, b"compiled -O2\n", b"")
+    assert (tmp_path / "built").read_bytes() == b"int main;"
+    assert (second.returncode, second.stdout, second.stderr) == (0, b"the program's input\n", b"")
+
+
+def test_pool_exec_refuses_a_hand_over_that_names_no_program(tmp_path):
+    got = subprocess.run(
+        [str(TOOLS / "pool-exec")], cwd=tmp_path, env=ENV, input=handover.encode({}, []), capture_output=True
+    )
+    assert got.returncode != 0 and b"no program to run" in got.stderr

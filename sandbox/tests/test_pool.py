@@ -94,11 +94,47 @@ def run_both(api, settings, language, code, **body) -> tuple[dict, dict]:
         ),
         ("bash", "trap '' PIPE; exec dd if=/dev/zero of=big bs=1M count=100", {}),
         ("bash", "env | sort | grep -v '^_=' ", {}),
+        # A compiled language's waiting sandbox is told both command lines at the hand-over.
+        (
+            "c",
+            '#include <stdio.h>\n#include "util.h"\nint main(int c, char **v) {\n'
+            "  char line[64]; fgets(line, sizeof line, stdin);\n"
+            '  printf("%s %d %d %s", v[1], twice(c), SHOUT, line); return 3; }',
+            {
+                "files": {"util.h": "int twice(int);", "lib/util.c": "int twice(int x) { return 2 * x; }"},
+                "args": ["first arg"],
+                "stdin": "typed\n",
+                "compilerOptions": ["-DSHOUT=5", "-O0"],
+            },
+        ),
+        ("c", "int main(void) { return nope; }", {}),
+        ("c", "#include <stdio.h>\nint main(void) { int c; while ((c = getchar()) != EOF) putchar(c); }", {}),
+        (
+            "cpp",
+            "#include <iostream>\nint main() { std::string s; std::cin >> s; std::cout << s.size(); }",
+            {"stdin": "four"},
+        ),
+        (
+            "go",
+            'package main\n\nimport "os"\n\nfunc main() { println(len(os.Args)); os.Exit(5) }',
+            {"args": ["a"]},
+        ),
+        ("rust", 'fn main() { panic!("at the disco"); }', {}),
+        (
+            "java",
+            'public class Greeter { public static void main(String[] a) { assert a.length > 9 : "on"; } }',
+            {"runArgs": ["-ea"]},
+        ),
     ],
 )
 def test_a_warm_run_matches_a_cold_one(api, settings, language, code, body):
     cold, warm = run_both(api, settings, language, code, **body)
     assert {k: warm[k] for k in COMPARED} == {k: cold[k] for k in COMPARED}
+    stage = ["stdout", "stderr", "exitCode", "signal", "status"]
+    if cold["compile"] is None:
+        assert warm["compile"] is None
+    else:
+        assert {k: warm["compile"][k] for k in stage} == {k: cold["compile"][k] for k in stage}
 
 
 @pytest.mark.parametrize(
@@ -119,10 +155,28 @@ def test_a_warm_run_matches_a_cold_one(api, settings, language, code, body):
             {"timeout": 3000},
         ),
         ("bash", "head -c 20M /dev/zero > big; echo $?", {}),
+        ("c", "int main(void) { for (;;); }", {"timeout": 400}),
+        (
+            "c",
+            "#include <stdlib.h>\n#include <string.h>\nint main(void) { for (;;) memset(malloc(1 << 20), 1, 1 << 20); }",
+            {"memory": 64},
+        ),
+        # The compile's own limits, set at the hand-over: a template that takes too long to
+        # expand, and javac given less time than it takes.
+        (
+            "cpp",
+            "template<int N> struct F { enum { v = F<N-1>::v + F<N-2>::v }; };\n"
+            "template<> struct F<0> { enum { v = 0 }; }; template<> struct F<1> { enum { v = 1 }; };\n"
+            "int main() { return F<200000>::v; }",
+            {"compileTimeout": 500},
+        ),
+        ("java", "public class Main { public static void main(String[] a) {} }", {"compileTimeout": 100}),
     ],
 )
 def test_every_limit_holds_in_a_warm_sandbox(api, settings, language, code, body):
     cold, warm = run_both(api, settings, language, code, **body)
+    if language in ("cpp", "java"):  # the compile's own limits
+        assert warm["compile"]["status"] == cold["compile"]["status"] != "ok", (cold, warm)
     assert (warm["status"], warm["stdout"][:200], warm["signal"]) == (
         cold["status"],
         cold["stdout"][:200],
@@ -151,6 +205,20 @@ def test_idle_time_is_not_run_time(api, settings):
     assert STARTS["warm"] == before + 1
     assert result["status"] == "ok" and result["stdout"] == "done\n"
     assert 250 <= result["duration"] < 1000
+
+
+def test_a_compiled_languages_idle_time_is_neither_its_compile_time_nor_its_run_time(api, settings):
+    settings.RUNNER_POOL_SIZE = 1
+    api.run("bash", "true")
+    assert POOL.settle()
+    time.sleep(2.5)  # the sandbox waits with both stages' pool-exec; the clocks start at hand-over
+    before = STARTS["warm"]
+    code = '#include <unistd.h>\n#include <stdio.h>\nint main(void) { usleep(300000); puts("done"); }'
+    result = api.run("c", code, timeout=2000)
+    assert STARTS["warm"] == before + 1
+    assert result["status"] == "ok" and result["stdout"] == "done\n"
+    assert 250 <= result["duration"] < 2000
+    assert 0 < result["compile"]["duration"] < 2500
 
 
 def test_an_empty_pool_means_a_cold_start_never_a_refusal(api, settings):
