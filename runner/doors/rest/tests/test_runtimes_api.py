@@ -114,7 +114,7 @@ def test_python_lists_its_data_stack_with_versions(client):
     assert f"numpy {listed['python']['libraries'][0]['version']}" in page
 
 
-def test_with_libraries_off_none_is_listed_or_importable(api, client, settings):  # noqa: F811
+def test_with_libraries_off_none_is_listed_or_importable(api, client, settings):
     settings.RUNNER_LIBRARIES = False
     listed = {r["language"]: r for r in client.get("/api/runtimes").json()}
     assert listed["python"]["libraries"] == []
