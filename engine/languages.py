@@ -373,7 +373,8 @@ def table() -> str:
         if lang.compile:
             c = lang.compile
             rows.append(f"- Compiles with: `{' '.join(c.argv)}`")
-            rows.append(f"- Compile limits: {c.timeout} ms, {c.memory} MiB, {c.processes} processes")
+            cores = f", {c.cpus:g} cores" if c.cpus else ""
+            rows.append(f"- Compile limits: {c.timeout} ms, {c.memory} MiB, {c.processes} processes{cores}")
         for label, stage in (("compilerOptions", lang.compile), ("runArgs", lang.run)):
             if stage and stage.options:
                 rows.append(f"- `{label}` allowed: " + ", ".join(f"`{p}`" for p in stage.options))
