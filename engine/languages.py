@@ -81,9 +81,8 @@ class CompileStage(Stage):
     timeout: int = Field(10_000, ge=1)  # ms
     memory: int = Field(512, ge=16)  # MiB
     processes: int = Field(128, ge=1)
-    cpus: float | None = Field(
-        None, gt=0
-    )  # a CPU quota of its own (a JVM's compiler threads); None: the run's
+    # A CPU quota of its own (compilers with threads of their own: javac, go build); None: the run's.
+    cpus: float | None = Field(None, gt=0)
     # Pre-warmed: a sandbox waits with /opt/pool-exec (a tool of the language's) as both stages;
     # the hand-over brings the files and the compiler's command line, then the program's.
     pool: bool = False

@@ -123,6 +123,6 @@ def test_every_language_has_its_editor_mode():
 
     source = (languages.DIRECTORY.parent / "frontend" / "src" / "codemirror.js").read_text()
     modes = set(
-        re.findall(r"^  (\w+): \(\) =>", source.split("const MODES = {", 1)[1].split("};", 1)[0], re.M)
+        re.findall(r"^  (\w+): async \(\) =>", source.split("const MODES = {", 1)[1].split("};", 1)[0], re.M)
     )
     assert {lang.editor for lang in languages.LANGUAGES} <= modes
