@@ -51,6 +51,8 @@ def _describe(error: dict) -> Refused:
     words = _TYPE_WORDS.get(kind, error["msg"])
     if kind in ("too_long", "string_too_long"):
         words = f"is too long (at most {error['ctx']['max_length']})"
+    if kind == "too_short":
+        words = f"must hold at least {error['ctx']['min_length']}"
     if name == "files" and kind == "string_type":
         words = "must be a string (the file's contents)"
     return Refused("invalid", f"field {where} {words}", field=name)

@@ -7,7 +7,7 @@ and the engine's RunResult, so a field name is spelled in exactly one place.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -67,6 +67,43 @@ class RunRequest(BaseModel):
         description="Extra flags for the language's runtime (before the program and its args), each"
         " checked against the language's allow-list.",
     )
+
+
+class BatchRequest(BaseModel):
+    """The body of POST /api/batch."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    runs: list[Any] = Field(
+        min_length=1,
+        description="The runs, each the body of POST /api/execute; at most RUNNER_MAX_BATCH (20). Each"
+        " is checked on its own: one that is wrong gets its error in its place, and the others run.",
+        # Any JSON for each, as the document can't say "valid, or answered in its place".
+        json_schema_extra={
+            "items": {"description": "A run: the body of POST /api/execute (RunRequest)."},
+            "examples": [
+                [{"language": "python", "code": "print(1)"}, {"language": "c", "code": "int main;"}]
+            ],
+        },
+    )
+
+
+class BatchError(BaseModel):
+    """A run of a batch that did not run, and why: what POST /api/execute would have answered."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    error: str
+    http_status: int = Field(alias="httpStatus", description="The status POST /api/execute would have had.")
+    retry_after: int | None = Field(None, alias="retryAfter", description="Seconds to wait, with 429.")
+    field: str | None = Field(None, description="The run's field at fault, when there is one.")
+    languages: list[str] | None = Field(None, description="The languages there are, for an unknown one.")
+
+
+class BatchResult(BaseModel):
+    """The answer of POST /api/batch: a result or an error for each run, in the order given."""
+
+    results: list[RunResult | BatchError]
 
 
 class SocketRun(RunRequest):

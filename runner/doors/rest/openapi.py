@@ -145,6 +145,8 @@ def document(request=None) -> dict:
                 for option in props[field].get("anyOf", [props[field]]):
                     if option.get("type") == "integer":
                         option.update(minimum=low, maximum=high)
+    if "BatchRequest" in schemas:
+        schemas["BatchRequest"]["properties"]["runs"]["maxItems"] = config.max_batch
     return {
         "openapi": "3.1.0",
         "info": {

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import JsonResponse
@@ -9,15 +12,20 @@ from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 
 from engine import languages
+from engine.errors import Busy, Unavailable
 from engine.results import RunResult
+from sandbox import SandboxError
 
 from ... import conf, validation
+from ...errors import BUSY_MESSAGE, Refused
 from ...models import Execution
 from ...recorder import RECORDER
 from ...submit import submit
-from ...wire import ExecutionRecord, RunRequest, Runtime, Usage
+from ...wire import BatchRequest, BatchResult, ExecutionRecord, RunRequest, Runtime, Usage
 from . import openapi
 from .decorators import api, error
+
+log = logging.getLogger(__name__)
 
 
 async def _run(request, req: RunRequest) -> JsonResponse:
@@ -51,6 +59,58 @@ EXECUTION_LINK = {
 )
 async def execute(request):
     return await _run(request, validation.parse_body(request.body))
+
+
+@api(
+    "POST",
+    "Run several programs at once, each as POST /api/execute would",
+    request=BatchRequest,
+    response=BatchResult,
+    errors=(400, 401, 405, 413),
+    metered=True,
+)
+async def batch(request):
+    """Each run is checked, admitted and charged as it would be alone; they run in parallel, up
+    to the client's runs at once, and answer in the order given. A run that can't run (a wrong
+    field, the rate, credits, busy slots) gets its error in its place, and the others run."""
+    config = conf.get()
+    req = validation.parse_body(request.body, BatchRequest)
+    if len(req.runs) > config.max_batch:
+        raise Refused(
+            "invalid", f"field 'runs' has {len(req.runs)} runs; at most {config.max_batch}", field="runs"
+        )
+    client = request.client
+    places = asyncio.Semaphore(client.concurrency)  # so that the batch never waits on itself
+    headers: dict[str, str] = {}
+
+    async def one(entry) -> dict:
+        try:
+            if not isinstance(entry, dict):
+                raise Refused("invalid", "each run must be a JSON object, as the body of POST /api/execute")
+            spec = validation.run_spec(validation.validate(entry), config, client.key)
+            async with places:
+                submission = await submit(client, spec)
+                headers.update(submission.headers)
+                return (await submission.result()).to_wire()
+        except Refused as e:
+            return _batch_error(e)
+        except Busy as e:
+            return _batch_error(Refused("busy", BUSY_MESSAGE, retry_after=e.retry_after))
+        except Unavailable as e:
+            return _batch_error(Refused("unavailable", str(e)))
+        except SandboxError as e:
+            log.error("sandbox failure: %s", e)
+            return {"error": f"the sandbox failed: {e}", "httpStatus": 500}
+
+    results = await asyncio.gather(*(one(entry) for entry in req.runs))
+    response = JsonResponse({"results": results})
+    for name, value in headers.items():
+        response[name] = value
+    return response
+
+
+def _batch_error(e: Refused) -> dict:
+    return {**e.to_wire(), "httpStatus": e.status}
 
 
 @api(

@@ -16,6 +16,7 @@ def test_it_lists_every_endpoint(client):
     paths = client.get("/api/openapi.json").json()["paths"]
     assert set(paths) == {
         "/api/execute",
+        "/api/batch",
         "/api/run/{language}",
         "/api/runtimes",
         "/api/executions/{id}",
@@ -25,6 +26,7 @@ def test_it_lists_every_endpoint(client):
         "/api/usage",
     }
     assert list(paths["/api/execute"]) == ["post"]
+    assert list(paths["/api/batch"]) == ["post"]
     assert {p["name"] for p in paths["/api/run/{language}"]["get"]["parameters"]} == {
         "language",
         "code",
