@@ -8,7 +8,7 @@ import { EditorView, keymap } from "@codemirror/view";
 import { basicSetup } from "codemirror";
 
 // Each mode is its own chunk (esbuild's code splitting), loaded the first time a language
-// that uses it is shown: a page loads the editor and one mode, not all thirteen.
+// that uses it is shown: a page loads the editor and one mode, not all of them.
 const legacy = (mode) => StreamLanguage.define(mode);
 const MODES = {
   python: async () => (await import("@codemirror/lang-python")).python(),
@@ -19,6 +19,7 @@ const MODES = {
   php: async () => (await import("@codemirror/lang-php")).php(),
   lua: async () => legacy((await import("@codemirror/legacy-modes/mode/lua")).lua),
   perl: async () => legacy((await import("@codemirror/legacy-modes/mode/perl")).perl),
+  r: async () => legacy((await import("@codemirror/legacy-modes/mode/r")).r),
   cpp: async () => (await import("@codemirror/lang-cpp")).cpp(),
   java: async () => (await import("@codemirror/lang-java")).java(),
   go: async () => (await import("@codemirror/lang-go")).go(),

@@ -17,7 +17,7 @@ def test_it_lists_every_language_with_aliases(client):
     assert response.status_code == 200
     listed = {r["language"]: r for r in response.json()}
     assert list(listed) == [
-        *("python", "javascript", "typescript", "bash", "ruby", "php", "lua", "perl"),
+        *("python", "javascript", "typescript", "bash", "ruby", "php", "lua", "perl", "r"),
         *("c", "cpp", "java", "go", "rust"),
     ]
     assert listed["python"]["aliases"] == ["py", "python3"]
@@ -26,6 +26,7 @@ def test_it_lists_every_language_with_aliases(client):
     assert listed["bash"]["aliases"] == ["sh"]
     assert listed["ruby"]["aliases"] == ["rb"]
     assert listed["perl"]["aliases"] == ["pl"]
+    assert listed["r"]["aliases"] == ["rscript"]
     assert listed["cpp"]["aliases"] == ["c++"]
     assert listed["go"]["aliases"] == ["golang"]
     assert listed["rust"]["aliases"] == ["rs"]
