@@ -588,6 +588,38 @@ CASES = [
         timeout=5000,
     ),
     Case("Perl fork bomb", "perl", "fork while 1;", status=("ok", "error", "timeout")),
+    Case(
+        "R reads host files",
+        "r",
+        'cat(file.exists(c("/etc/shadow", "/root", "%BASE%")), sep = " ")\ncat("\\n")',
+        stdout="FALSE FALSE FALSE\n",
+    ),
+    Case(
+        "R network",
+        "r",
+        'r <- tryCatch({ socketConnection("127.0.0.1", %TCP%, timeout = 1); "connected" },\n'
+        '  error = function(e) "refused", warning = function(w) "refused")\ncat(r, "\\n", sep = "")',
+        stdout="refused\n",
+    ),
+    Case(
+        "R memory bomb",
+        "r",
+        "x <- list()\nrepeat x[[length(x) + 1]] <- numeric(1e7)",
+        status=("memory", "error"),
+        timeout=5000,
+    ),
+    Case(
+        "R shell daemon",
+        "r",
+        'system("sleep 1000 > /dev/null 2>&1 &")\ncat("started\\n")',
+        stdout="started\n",
+    ),
+    Case(
+        "R fork bomb through the shell",
+        "r",
+        "system(\"bash -c ':(){ :|:& };:'\")",
+        status=("ok", "error", "timeout"),
+    ),
     # --- verdict integrity ---
     Case(
         "a fake result object",
