@@ -82,7 +82,10 @@ class BatchRequest(BaseModel):
         json_schema_extra={
             "items": {"description": "A run: the body of POST /api/execute (RunRequest)."},
             "examples": [
-                [{"language": "python", "code": "print(1)"}, {"language": "c", "code": "int main;"}]
+                [
+                    {"language": "python", "code": "print(1)"},
+                    {"language": "c", "code": "int main(void) { return 0; }"},
+                ]
             ],
         },
     )
