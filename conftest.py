@@ -151,6 +151,17 @@ class Server:
         except urllib.error.HTTPError as e:
             return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read()
 
+    def issue_key(self, credits: int, name: str = "paid") -> str:
+        """A new API key with these credits, made as an operator makes one (manage.py create_api_key)."""
+        import subprocess
+        import sys
+
+        out = subprocess.run(
+            [sys.executable, "manage.py", "create_api_key", name, "--credits", str(credits)],
+            cwd=self.base, env=self.env, capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        return out.stdout.strip().splitlines()[-1]
+
     def execute(self, body: dict):
         status, headers, raw = self.request(
             "/api/execute", json.dumps(body).encode(), {"Content-Type": "application/json"}

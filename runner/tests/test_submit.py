@@ -1,8 +1,6 @@
 """One submit path: both doors charge and refund credits alike, through the real daphne server."""
 
 import json
-import subprocess
-import sys
 import threading
 
 import pytest
@@ -27,14 +25,6 @@ def busy_server(tmp_path):
 def server(tmp_path):
     with Server(tmp_path, **LIVE) as running:
         yield running
-
-
-def issue_key(server, credits: int) -> str:
-    out = subprocess.run(
-        [sys.executable, "manage.py", "create_api_key", "paid", "--credits", str(credits)],
-        cwd=server.base, env=server.env, capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    return out.stdout.strip().splitlines()[-1]
 
 
 def usage(server, secret: str) -> dict:
@@ -64,7 +54,7 @@ def holding_the_only_slot(server):
 
 def test_a_run_refused_as_busy_costs_nothing_on_either_door(busy_server):
     server = busy_server
-    secret = issue_key(server, credits=5)
+    secret = server.issue_key(credits=5)
     holder = holding_the_only_slot(server)
     try:
         status, headers, body = server.request(
@@ -88,7 +78,7 @@ def test_a_run_refused_as_busy_costs_nothing_on_either_door(busy_server):
 
 
 def test_a_run_that_ran_costs_one_credit_on_either_door(server):
-    secret = issue_key(server, credits=5)
+    secret = server.issue_key(credits=5)
     status, _, _ = server.request(
         "/api/execute",
         json.dumps({"language": "bash", "code": "echo hi"}).encode(),

@@ -1,8 +1,6 @@
 """POST /api/batch through the real daphne server: order, errors in place, parallelism, and cost."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
@@ -116,16 +114,8 @@ def test_runs_go_in_parallel_up_to_the_clients_runs_at_once(server):
     assert at_once == 2, spans
 
 
-def issue_key(server, credits: int) -> str:
-    out = subprocess.run(
-        [sys.executable, "manage.py", "create_api_key", "batcher", "--credits", str(credits)],
-        cwd=server.base, env=server.env, capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    return out.stdout.strip().splitlines()[-1]
-
-
 def test_each_run_costs_what_it_would_alone(server):
-    secret = issue_key(server, credits=3)
+    secret = server.issue_key(credits=3)
     runs = [{"language": "bash", "code": f"echo {i}"} for i in range(4)] + [{"language": "bash"}]
     status, _, body = batch(server, {"runs": runs}, {"X-API-Key": secret})
     assert status == 200
