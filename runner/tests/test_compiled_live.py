@@ -7,6 +7,7 @@ checked, with a 400 naming it, before anything runs.
 """
 
 import json
+import time
 
 import pytest
 from websockets.sync.client import connect
@@ -185,3 +186,38 @@ def test_a_compiled_run_streams_the_compile_then_the_program(server):
     assert "".join(f["data"] for f in frames if f["type"] == "stdout") == "ran\n"
     assert kinds.index(("stage", "compile")) < kinds.index(("stdout", None))
     assert frames[-1]["compile"]["status"] == "ok"
+
+
+@pytest.mark.parametrize("language", ["c", "java"])
+def test_a_compiled_program_reads_what_is_typed_while_it_runs(server, language):
+    """Interactive over the websocket: what is sent during the compile waits for the program, and
+    the compiler never reads it (it has /dev/null; the waiting sandbox's hand-overs come first)."""
+    code = {
+        "c": "#include <stdio.h>\nint main(void) { char b[64];\n"
+        '  while (fgets(b, sizeof b, stdin)) { printf("got %s", b); fflush(stdout); } return 0; }',
+        "java": "import java.io.*;\npublic class Main { public static void main(String[] a) throws IOException {\n"
+        "  BufferedReader r = new BufferedReader(new InputStreamReader(System.in)); String l;\n"
+        '  while ((l = r.readLine()) != null) { System.out.println("got " + l); } } }',
+    }[language]
+    url = server.url.replace("http://", "ws://") + "/ws/execute"
+    time.sleep(1.5)  # the pools have filled since the last run: this one takes a waiting sandbox
+    before = warm_runs(server)
+    with connect(url) as ws:
+        ws.send(json.dumps({"type": "run", "language": language, "code": code, "interactive": True}))
+        ws.send(json.dumps({"type": "stdin", "data": "early\n"}))  # sent while it compiles
+        got, frames = "", []
+        while "got early\n" not in got:
+            frames.append(json.loads(ws.recv(timeout=30)))
+            got += frames[-1].get("data", "") if frames[-1]["type"] == "stdout" else ""
+        ws.send(json.dumps({"type": "stdin", "data": "later\n"}))
+        ws.send(json.dumps({"type": "eof"}))
+        while frames[-1]["type"] != "exit":
+            frames.append(json.loads(ws.recv(timeout=30)))
+            got += frames[-1].get("data", "") if frames[-1]["type"] == "stdout" else ""
+    assert got == "got early\ngot later\n"
+    assert (frames[-1]["status"], frames[-1]["compile"]["status"]) == ("ok", "ok")
+    assert warm_runs(server) == before + 1
+
+
+def warm_runs(server) -> int:
+    return json.loads(server.request("/healthz")[2])["runs"]["warm"]
