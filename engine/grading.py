@@ -17,14 +17,13 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Literal, get_args
+from itertools import zip_longest
+from typing import Literal
 
 Compare = Literal["lines", "exact", "tokens", "numbers"]
-COMPARES: tuple[str, ...] = get_args(Compare)
 Verdict = Literal[
     "passed", "wrong_answer", "timeout", "memory", "output_limit", "error", "compile_error", "skipped"
 ]
-VERDICTS: tuple[str, ...] = get_args(Verdict)
 DEFAULT_TOLERANCE = 1e-6
 SHOWN = 200  # characters of a differing line or token shown in a difference
 
@@ -37,7 +36,6 @@ _ENDED = {
     "killed": "error",
     "compile_error": "compile_error",
 }
-_TOKEN = re.compile(r"\S+")
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 
 
@@ -100,24 +98,36 @@ def _trimmed(text: str) -> list[str]:
 
 
 def _lines(expected: list[str], got: list[str]) -> Difference | None:
-    for i in range(max(len(expected), len(got))):
-        e = expected[i] if i < len(expected) else None
-        g = got[i] if i < len(got) else None
-        if e != g:
-            return Difference(i + 1, _shown(e), _shown(g))
-    return None
+    i = _first_difference(expected, got, str.__eq__)
+    if i is None:
+        return None
+    return Difference(i + 1, _shown(_at(expected, i)), _shown(_at(got, i)))
 
 
 def _tokens(expected: str, got: str, same) -> Difference | None:
-    wanted, found = list(_TOKEN.finditer(expected)), list(_TOKEN.finditer(got))
-    for i in range(max(len(wanted), len(found))):
-        e = wanted[i] if i < len(wanted) else None
-        g = found[i] if i < len(found) else None
-        if e is None or g is None or not same(e.group(), g.group()):
-            where, text = (g, got) if g is not None else (e, expected)
-            line = text.count("\n", 0, where.start()) + 1
-            return Difference(line, _shown(e and e.group()), _shown(g and g.group()), token=i + 1)
+    wanted, found = _words(expected), _words(got)
+    i = _first_difference(wanted, found, lambda e, g: same(e[0], g[0]))
+    if i is None:
+        return None
+    e, g = _at(wanted, i), _at(found, i)
+    return Difference((g or e)[1], _shown(e and e[0]), _shown(g and g[0]), token=i + 1)
+
+
+def _first_difference(expected: list, got: list, same) -> int | None:
+    """Where two sequences first differ (one ending before the other does too), or None."""
+    for i, (e, g) in enumerate(zip_longest(expected, got)):
+        if e is None or g is None or not same(e, g):
+            return i
     return None
+
+
+def _at(items: list, i: int):
+    return items[i] if i < len(items) else None
+
+
+def _words(text: str) -> list[tuple[str, int]]:
+    """Each whitespace-separated word, with its 1-based line."""
+    return [(word, n) for n, line in enumerate(text.split("\n"), 1) for word in line.split()]
 
 
 def _same_numbers(a: str, b: str, tolerance: float) -> bool:

@@ -6,6 +6,8 @@ websocket an error frame; the Judge0 and Piston doors will answer in their own f
 
 from __future__ import annotations
 
+from engine.errors import Busy, Unavailable
+
 # Each code, and the HTTP status the REST door answers it with.
 HTTP_STATUS = {
     "malformed": 400,  # not JSON, or not an object
@@ -56,3 +58,12 @@ class Refused(Exception):
 
 
 BUSY_MESSAGE = "every execution slot is busy and the queue is full; try again shortly"
+
+
+def not_started(e: Busy | Unavailable) -> Refused:
+    """A run the engine could not start, as every door refuses it: every slot busy (retry after),
+    or a host that can't run it."""
+    if isinstance(e, Busy):
+        seconds = e.retry_after
+        return Refused("busy", BUSY_MESSAGE, retry_after=seconds, headers={"Retry-After": str(seconds)})
+    return Refused("unavailable", str(e))

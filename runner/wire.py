@@ -98,7 +98,9 @@ class BatchError(BaseModel):
 
     error: str
     http_status: int = Field(alias="httpStatus", description="The status POST /api/execute would have had.")
-    retry_after: int | None = Field(None, alias="retryAfter", description="Seconds to wait, with 429.")
+    retry_after: int | None = Field(
+        None, alias="retryAfter", description="Seconds to wait, with 429 and a busy 503."
+    )
     field: str | None = Field(None, description="The run's field at fault, when there is one.")
     languages: list[str] | None = Field(None, description="The languages there are, for an unknown one.")
 
@@ -154,7 +156,9 @@ class Runtime(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: str
-    retry_after: int | None = Field(None, alias="retryAfter", description="Seconds to wait, with 429.")
+    retry_after: int | None = Field(
+        None, alias="retryAfter", description="Seconds to wait, with 429 and a busy 503."
+    )
     field: str | None = Field(None, description="The request field at fault, when there is one.")
     languages: list[str] | None = Field(None, description="The languages there are, for an unknown one.")
 

@@ -281,25 +281,17 @@ class Sandbox:
         returned. The cgroup is read for an OOM kill only when the program failed.
         """
         setup = None
-        now = time.monotonic_ns()
         if status is None:
             code = self.process.returncode if self.process else None
             signum = signals.SIGKILL if self.killed or code is None or code < 0 else code - 128
             exit_code, signum = (None, int(signum)) if signum > 0 else (code, None)
-            begun = self.handed_ns or self.started_ns
-            if compile:
-                duration_ns = (self.compiled_ns or self.ended_ns or now) - begun
-            else:
-                duration_ns = (self.ended_ns or now) - (self.run_started_ns or begun)
             setup = None if self.killed else (self.setup_errors() or None)
         else:
             exit_code, signum, duration_ns = status.exit_code, status.signal, status.duration_ns
-            # A pre-warmed sandbox's first stage began while it waited: its clock starts at the
-            # hand-over. (A run after a compile has sandbox-init's own clock, started at the go-ahead.)
-            if self.handed_ns and compile:
-                duration_ns = (self.compiled_ns or now) - self.handed_ns
-            elif self.handed_ns and not self.spec.compile:
-                duration_ns = (self.ended_ns or now) - self.handed_ns
+        # sandbox-init's clock is the stage's own, except where there is none, and for a pre-warmed
+        # sandbox's first stage, whose program started while it waited.
+        if status is None or (self.handed_ns and (compile or not self.spec.compile)):
+            duration_ns = self._span(compile)
         oom = bool(signum or exit_code) and (self.oom_killed() > (0 if compile else self._oom_before_run))
         oom = oom or (self._over_limit and not compile)
         usage = self.meter.read() if self.meter and not self.destroyed else None
@@ -307,24 +299,29 @@ class Sandbox:
             exit_code, signum, duration_ns, oom, setup, usage and usage.cpu_ns, usage and usage.peak_bytes
         )
 
+    def _span(self, compile: bool) -> int:
+        """A stage's wall time by the server's clock: from the hand-over (or the start), or for a
+        run after a compile from its go-ahead, to the stage's end (or now)."""
+        now = time.monotonic_ns()
+        begun = self.handed_ns or self.started_ns
+        if compile:
+            return (self.compiled_ns or self.ended_ns or now) - begun
+        return (self.ended_ns or now) - (self.run_started_ns or begun)
+
     def start_accounting(self) -> None:
         """The run starts here (a pre-warmed sandbox's hand-over): count its CPU and memory from now."""
         if self.meter:
             self.meter.start()
 
-    def set_limits(self, limits: Limits) -> None:
-        """Give a started sandbox a run's own limits (its memory and processes); OSError if it can't."""
+    def set_limits(self, limits: Limits, compile: Limits | None = None) -> None:
+        """Give a started sandbox a run's own limits (its memory and processes); OSError if it can't.
+        With a compile stage still to run, the cgroup takes the compile's now and end_compile() the run's."""
+        now = compile or limits
         if self.cgroup:
-            self.cgroup.set_limits(limits.memory_mib << 20, limits.processes, limits.cpus)
+            self.cgroup.set_limits(now.memory_mib << 20, now.processes, now.cpus)
         self.spec.limits = limits
-
-    def set_compile_limits(self, compile: Limits, run: Limits) -> None:
-        """A pre-warmed sandbox's compile stage gets the request's limits, and end_compile() the
-        run's; OSError if the cgroup can't take them."""
-        if self.cgroup:
-            self.cgroup.set_limits(compile.memory_mib << 20, compile.processes, compile.cpus)
-        self.spec.compile_limits = compile
-        self.spec.limits = run
+        if compile is not None:
+            self.spec.compile_limits = compile
 
     def oom_killed(self) -> int:
         """How many times the kernel killed a process of this sandbox for exceeding the memory limit."""

@@ -173,12 +173,11 @@ class LocalBackend:
             return None
         files = spec.sources(lang.filename)
         try:
+            box.set_limits(spec.limits, spec.compile_limits)
             if lang.compile:
-                box.set_compile_limits(spec.compile_limits, spec.limits)
                 argv = lang.argv(list(spec.args), spec.run_options, spec.limits.memory_mib)
                 await hand_over(box, files, _compile_argv(lang, spec, files), stdin, then=argv)
             else:
-                box.set_limits(spec.limits)
                 await hand_over(box, files, list(spec.args), stdin)
         except OSError:
             # Already using more memory than this run may: it starts cold instead.

@@ -14,7 +14,7 @@ from engine.errors import Busy, Unavailable
 from sandbox import SandboxError
 
 from ... import fairuse
-from ...errors import BUSY_MESSAGE, Refused
+from ...errors import Refused, not_started
 
 log = logging.getLogger(__name__)
 
@@ -78,10 +78,8 @@ def api(method: str, summary: str, metered: bool = False, **openapi):
                 return refused(e)
             except RequestDataTooBig:
                 return error(413, "the request body is over the 1 MiB limit")
-            except Busy as e:
-                return refused(Refused("busy", BUSY_MESSAGE, headers={"Retry-After": str(e.retry_after)}))
-            except Unavailable as e:
-                return refused(Refused("unavailable", str(e)))
+            except (Busy, Unavailable) as e:
+                return refused(not_started(e))
             except SandboxError as e:
                 log.error("sandbox failure: %s", e)
                 return error(500, f"the sandbox failed: {e}")

@@ -17,7 +17,7 @@ from engine.results import RunResult
 from sandbox import SandboxError
 
 from ... import conf, validation
-from ...errors import BUSY_MESSAGE, Refused
+from ...errors import Refused, not_started
 from ...models import Execution
 from ...recorder import RECORDER
 from ...submit import submit
@@ -94,10 +94,8 @@ async def batch(request):
                 return (await submission.result()).to_wire()
         except Refused as e:
             return _batch_error(e)
-        except Busy as e:
-            return _batch_error(Refused("busy", BUSY_MESSAGE, retry_after=e.retry_after))
-        except Unavailable as e:
-            return _batch_error(Refused("unavailable", str(e)))
+        except (Busy, Unavailable) as e:
+            return _batch_error(not_started(e))
         except SandboxError as e:
             log.error("sandbox failure: %s", e)
             return {"error": f"the sandbox failed: {e}", "httpStatus": 500}

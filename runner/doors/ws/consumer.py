@@ -31,7 +31,7 @@ from engine.events import Exited, Output, StageFinished, Started
 from sandbox import SandboxError
 
 from ... import conf, fairuse, metrics, validation
-from ...errors import BUSY_MESSAGE, Refused
+from ...errors import Refused, not_started
 from ...submit import Submission, submit
 from ...wire import SocketRun
 
@@ -174,10 +174,8 @@ class ExecuteConsumer(AsyncWebsocketConsumer):
                     await self.frame({"type": "stage", "stage": event.stage, **event.result.to_frame()})
                 elif isinstance(event, Exited):
                     await self.frame(event.result.exit_frame())
-        except Busy as e:
-            return await self.refused(Refused("busy", BUSY_MESSAGE, retry_after=e.retry_after))
-        except Unavailable as e:
-            return await self.refused(Refused("unavailable", str(e)))
+        except (Busy, Unavailable) as e:
+            return await self.refused(not_started(e))
         except SandboxError as e:
             log.error("sandbox failure: %s", e)
             return await self.error(f"the sandbox failed: {e}", close=True, code=INTERNAL_ERROR)
