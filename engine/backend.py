@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from sandbox import Outcome
+from sandbox.built import Artifact
 
 from .spec import RunSpec
 
@@ -41,6 +42,10 @@ class Handle(Protocol):
 
     def kill(self) -> None:
         """End the program's whole process tree now."""
+
+    async def built(self) -> dict[str, Artifact]:
+        """A build-only run's files, once its compile has ended well (NotBuilt: the compile left
+        none, or none that may be taken)."""
 
     def outcome(self, stage: str) -> Outcome:
         """How a stage's program ended (SandboxError-free: a setup failure is in the Outcome)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from .results import RunResult, StageResult
+from .results import CaseResult, RunResult, StageResult
 
 
 @dataclass(frozen=True)
@@ -29,8 +29,15 @@ class StageFinished:
 
 
 @dataclass(frozen=True)
+class CaseFinished:
+    """A test case's verdict, as soon as it is known (cases may finish in any order)."""
+
+    result: CaseResult
+
+
+@dataclass(frozen=True)
 class Exited:
     result: RunResult
 
 
-Event = Started | Output | StageFinished | Exited
+Event = Started | Output | StageFinished | CaseFinished | Exited

@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 
 from sandbox import Limits, Outcome, SandboxError
+from sandbox.built import Artifact, NotBuilt
 
 from .backend import Backend, Chunk, Handle
 from .events import Event, Exited, Output, StageFinished, Started
@@ -96,9 +97,10 @@ class Run:
         self.backend = backend
         self.interactive = interactive
         self.handle: Handle | None = None
-        self._stages = [Stage("run", spec.limits)]
-        if spec.compile_limits is not None:
+        self._stages = [] if spec.build_only else [Stage("run", spec.limits)]
+        if spec.compiles:
             self._stages.insert(0, Stage("compile", spec.compile_limits))
+        self.built: dict[str, Artifact] | None = None  # a build-only run's, once it has built
         self._current = self._stages[0]
         self._ended_by: str | None = None  # the client's kill, whichever stage it comes in
         # Input sent before the sandbox is up waits here, in order.
@@ -214,10 +216,14 @@ class Run:
                     raise SandboxError(outcome.setup_error)
                 if stage.name != "run":
                     compiled = stage.result(outcome)
+                    if self.spec.build_only and compiled.status == "ok":
+                        compiled = await self._take_built(compiled)
                     yield StageFinished(stage.name, compiled)
                     if compiled.status != "ok":
                         yield Exited(self._compile_failed(compiled))
                         return
+                    if self.spec.build_only:
+                        yield Exited(self._result(None, None, compiled))
                 else:
                     yield Exited(self._result(stage, outcome, compiled))
         finally:
@@ -275,7 +281,21 @@ class Run:
         for stream, text in stage.finish():
             yield Output(stream, text, stage.name)
 
-    def _result(self, stage: Stage, outcome: Outcome, compiled: StageResult | None) -> RunResult:
+    async def _take_built(self, compiled: StageResult) -> StageResult:
+        """What the compile built, for the test cases' runs; a compile that built nothing usable
+        (no program, a link where it should be, too much) fails, saying why on its stderr."""
+        try:
+            self.built = await self.handle.built()
+            return compiled
+        except NotBuilt as e:
+            stderr = f"{compiled.stderr}{chr(10) if compiled.stderr else ''}{e}\n"
+            return compiled.model_copy(update={"stderr": stderr, "status": "error"})
+
+    def _result(
+        self, stage: Stage | None, outcome: Outcome | None, compiled: StageResult | None
+    ) -> RunResult:
+        if stage is None:  # a build only: no run stage
+            return self._compile_failed(compiled).model_copy(update={"status": "ok"})
         run = stage.result(outcome)
         return RunResult(
             id=self.id,

@@ -18,12 +18,12 @@ import math
 import re
 from dataclasses import dataclass
 from itertools import zip_longest
-from typing import Literal
+from typing import Literal, get_args
+
+from .results import Verdict
 
 Compare = Literal["lines", "exact", "tokens", "numbers"]
-Verdict = Literal[
-    "passed", "wrong_answer", "timeout", "memory", "output_limit", "error", "compile_error", "skipped"
-]
+COMPARES: tuple[str, ...] = get_args(Compare)
 DEFAULT_TOLERANCE = 1e-6
 SHOWN = 200  # characters of a differing line or token shown in a difference
 

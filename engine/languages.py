@@ -86,6 +86,17 @@ class CompileStage(Stage):
     # Pre-warmed: a sandbox waits with /opt/pool-exec (a tool of the language's) as both stages;
     # the hand-over brings the files and the compiler's command line, then the program's.
     pool: bool = False
+    # What it builds, relative to the working directory (a directory is taken whole): test cases
+    # compile once, and each runs with these copied into a fresh sandbox of its own.
+    built: Strings = Field(min_length=1)
+
+    @field_validator("built")
+    @classmethod
+    def _relative(cls, value: Strings) -> Strings:
+        for path in value:
+            if path.startswith("/") or ".." in path.split("/") or not path.startswith("."):
+                raise ValueError(f"{path!r}: a built path is relative and starts with a dot")
+        return value
 
     def limits(self, run: Limits) -> Limits:
         return Limits(

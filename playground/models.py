@@ -10,9 +10,10 @@ ID_LENGTH = 11
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
-def content_id(language: str, code: str, stdin: str, title: str) -> str:
+def content_id(language: str, code: str, stdin: str, title: str, tests: list | None = None) -> str:
     """A short id derived from the content, so the same code always gets the same link."""
-    digest = hashlib.sha256(json.dumps([language, code, stdin, title]).encode()).digest()
+    content = [language, code, stdin, title] + ([tests] if tests else [])  # (older ids stay as they were)
+    digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).digest()
     number = int.from_bytes(digest[:16], "big")
     chars = []
     for _ in range(ID_LENGTH):
@@ -23,12 +24,13 @@ def content_id(language: str, code: str, stdin: str, title: str) -> str:
 
 class SnippetQuerySet(models.QuerySet):
     def for_content(
-        self, language: str, code: str, stdin: str = "", title: str = ""
+        self, language: str, code: str, stdin: str = "", title: str = "", tests: list | None = None
     ) -> tuple["Snippet", bool]:
         """The snippet for this content, saved now if it is new: (snippet, created)."""
+        tests = tests or []
         return self.get_or_create(
-            id=content_id(language, code, stdin, title),
-            defaults={"language": language, "code": code, "stdin": stdin, "title": title},
+            id=content_id(language, code, stdin, title, tests),
+            defaults={"language": language, "code": code, "stdin": stdin, "title": title, "tests": tests},
         )
 
 
@@ -40,6 +42,8 @@ class Snippet(models.Model):
     code = models.TextField()
     stdin = models.TextField(blank=True)
     title = models.CharField(max_length=200, blank=True)
+    # Test cases kept with it, as POST /api/execute takes them ({name, stdin, expectedOutput...}).
+    tests = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = SnippetQuerySet.as_manager()
@@ -73,6 +77,7 @@ class Snippet(models.Model):
             code=self.code,
             stdin=self.stdin,
             title=self.title,
+            tests=self.tests,
             created_at=self.created_at,
         )
         return record.model_dump(mode="json", by_alias=True)

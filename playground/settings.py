@@ -217,6 +217,7 @@ RUNNER_CPUS = env_float("RUNNER_CPUS", limits.DEFAULT_CPUS, minimum=0.01)
 RUNNER_MAX_CODE = env_int("RUNNER_MAX_CODE", 256 * 1024, minimum=1)  # bytes, code and files together
 RUNNER_MAX_FILES = env_int("RUNNER_MAX_FILES", 32, minimum=0)
 RUNNER_MAX_BATCH = env_int("RUNNER_MAX_BATCH", 20, minimum=1)  # runs in one POST /api/batch
+RUNNER_MAX_TESTS = env_int("RUNNER_MAX_TESTS", 32, minimum=1)  # test cases in one run
 # Execution slots: one per core, and at least two, so that one client never holds them all
 # (each gets half by default, RUNNER_CLIENT_CONCURRENCY).
 RUNNER_CONCURRENCY = env_int("RUNNER_CONCURRENCY", max(2, os.cpu_count() or 1), minimum=1)

@@ -34,6 +34,7 @@ class RunnerConfig:
     max_code_bytes: int
     max_files: int
     max_batch: int
+    max_tests: int
     max_body_bytes: int
     retention_hours: float
     record_in_background: bool
@@ -96,6 +97,7 @@ def get() -> RunnerConfig:
         max_code_bytes=s.RUNNER_MAX_CODE,
         max_files=s.RUNNER_MAX_FILES,
         max_batch=s.RUNNER_MAX_BATCH,
+        max_tests=s.RUNNER_MAX_TESTS,
         max_body_bytes=s.DATA_UPLOAD_MAX_MEMORY_SIZE,
         retention_hours=s.RUNNER_RETENTION_HOURS,
         record_in_background=s.RUNNER_RECORD_IN_BACKGROUND,

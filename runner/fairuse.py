@@ -37,20 +37,22 @@ def _redis_client():
     return backend._cache.get_client(write=True)
 
 
-def take(bucket: str, rate: Rate) -> Decision:
-    """Take one token from a client's bucket."""
+def take(bucket: str, rate: Rate, count: int = 1) -> Decision:
+    """Take `count` tokens from a client's bucket, all or none."""
     name = f"rate:{bucket}"
     client = _redis_client()
     if client is not None:
-        allowed, tokens = client.eval(BUCKET_SCRIPT, 1, cache.make_key(name), rate.count, rate.per_second)
+        allowed, tokens = client.eval(
+            BUCKET_SCRIPT, 1, cache.make_key(name), rate.count, rate.per_second, count
+        )
         allowed, tokens = bool(allowed), float(tokens)
     else:
         with _local_lock:  # local memory: one process, so a lock makes it atomic
             now = time.monotonic()
             tokens, at = cache.get(name) or (float(rate.count), now)
-            allowed, tokens = refill(rate, tokens, at, now)
+            allowed, tokens = refill(rate, tokens, at, now, count)
             cache.set(name, (tokens, now), timeout=rate.seconds + 1)
-    return Decision.of(rate, allowed, tokens)
+    return Decision.of(rate, allowed, tokens, count)
 
 
 @dataclass
@@ -136,30 +138,42 @@ def presented_key(headers: dict[str, str], query: dict[str, str] | None = None) 
 
 
 class Pass:
-    """An admitted run: holds a concurrency place until released."""
+    """An admitted run: holds its concurrency places until released (one; a graded run may widen)."""
 
-    def __init__(self, client: Client, decision: Decision | None, slot_key: str):
+    def __init__(self, client: Client, decision: Decision | None, slot_key: str, runs: int = 1):
         self.client = client
         self.decision = decision
+        self.runs = runs  # what it was charged as
+        self.places = 1
         self._slot_key = slot_key
         self._released = False
 
     def headers(self) -> dict[str, str]:
         return self.decision.headers() if self.decision else {}
 
+    async def widen(self, most: int) -> int:
+        """Take more of the client's places, up to `most` in all, as far as they are free now (it
+        never waits for one); how many it holds."""
+        while self.places < most and await _in_cache(_enter, self._slot_key, self.client.concurrency):
+            self.places += 1
+        return self.places
+
     async def release(self) -> None:
-        """Give the place back; a run that ran is answered even when the store is down (its count expires)."""
+        """Give the places back; a run that ran is answered even when the store is down (its count expires)."""
         if not self._released:
             self._released = True
             try:
-                await _in_cache(_leave, self._slot_key)
+                for _ in range(self.places):
+                    await _in_cache(_leave, self._slot_key)
             except Refused:
                 log.warning("could not release a run's place in the fair-use store; it expires by itself")
 
-    async def refund(self) -> None:
-        """Give the credit back: the run never started (every slot was busy, or nothing can run)."""
-        if self.client.key is not None:
-            await sync_to_async(ApiKey.objects.refund)(self.client.key)
+    async def refund(self, runs: int | None = None) -> None:
+        """Give the credits back for runs that never started (every slot was busy, nothing can
+        run, or a test case was skipped); all of them by default."""
+        runs = self.runs if runs is None else runs
+        if self.client.key is not None and runs > 0:
+            await sync_to_async(ApiKey.objects.refund)(self.client.key, runs)
 
 
 def _enter(slot_key: str, limit: int) -> bool:
@@ -179,18 +193,27 @@ def _leave(slot_key: str) -> None:
         pass  # expired meanwhile
 
 
-def _charge(client: Client) -> None:
-    """One credit per run, counted in the database in one statement; no_credits when none are left."""
-    if client.key is not None and not ApiKey.objects.charge(client.key):
-        raise Refused("no_credits", "credits exhausted")
+def _charge(client: Client, runs: int) -> None:
+    """One credit per run, counted in the database in one statement; no_credits when too few are left."""
+    if client.key is not None and not ApiKey.objects.charge(client.key, runs):
+        if runs == 1:
+            raise Refused("no_credits", "credits exhausted")
+        raise Refused("no_credits", f"this request is {runs} runs, and fewer credits are left")
 
 
-async def admit(client: Client) -> Pass:
+async def admit(client: Client, runs: int = 1) -> Pass:
     """Let a run in, or raise Refused: rate_limited for the rate or concurrency, no_credits for
-    credits, unavailable when the fair-use store (Redis) does not answer."""
+    credits, unavailable when the fair-use store (Redis) does not answer. A graded run is `runs`
+    runs (each test case, and the compile) to the rate and the credits, taken all or none."""
+    rate = client.rate
+    if rate is not None and runs > rate.count:
+        raise Refused(
+            "invalid", f"this request is {runs} runs (its test cases and its compile), more than the rate"
+            f" limit of {rate} ever allows at once", field="tests",
+        )  # fmt: skip
     slot_key = f"running:{client.bucket}"
     deadline = time.monotonic() + conf.get().client_wait_seconds
-    decision, entered = await _in_cache(_rate_and_enter, client, slot_key)
+    decision, entered = await _in_cache(_rate_and_enter, client, slot_key, runs)
     while not entered:
         if time.monotonic() >= deadline:
             raise Refused(
@@ -201,11 +224,11 @@ async def admit(client: Client) -> Pass:
         entered = await _in_cache(_enter, slot_key, client.concurrency)
     if client.key is not None:
         try:
-            await sync_to_async(_charge)(client)  # the database, on its one thread
+            await sync_to_async(_charge)(client, runs)  # the database, on its one thread
         except BaseException:
             await _in_cache(_leave, slot_key)
             raise
-    return Pass(client, decision, slot_key)
+    return Pass(client, decision, slot_key, runs)
 
 
 def _local_cache() -> bool:
@@ -230,17 +253,17 @@ async def _in_cache(fn, *args):
         ) from None  # fmt: skip
 
 
-def _rate_and_enter(client: Client, slot_key: str) -> tuple[Decision | None, bool]:
+def _rate_and_enter(client: Client, slot_key: str, runs: int) -> tuple[Decision | None, bool]:
     """The rate, then a place among the client's runs at once (False: none free yet): one hand-off."""
-    return _rate(client), _enter(slot_key, client.concurrency)
+    return _rate(client, runs), _enter(slot_key, client.concurrency)
 
 
-def _rate(client: Client) -> Decision | None:
-    """Take a token from the client's bucket; rate_limited when there is none."""
+def _rate(client: Client, runs: int) -> Decision | None:
+    """Take a token a run from the client's bucket; rate_limited when there are too few."""
     rate = client.rate
     if rate is None:
         return None
-    decision = take(client.bucket, rate)
+    decision = take(client.bucket, rate, runs)
     if not decision.allowed:
         raise Refused(
             "rate_limited", f"rate limit of {rate} exceeded; retry in {decision.retry_after} s",

@@ -7,7 +7,7 @@ from django.db import models
 from django.db.models import F
 from django.utils import timezone
 
-from engine.results import STATUSES, RunResult, StageResult
+from engine.results import STATUSES, CaseResult, RunResult, StageResult, Summary
 from engine.spec import RunSpec
 
 from . import conf
@@ -52,6 +52,10 @@ class Execution(models.Model):
     compile = models.JSONField(null=True, blank=True)  # the compile stage's result, if it had one
     # The fields cut to RUNNER_STORED_LIMIT when stored ("stdin", "stdout", "compile.stderr"...).
     stored_truncated = models.JSONField(default=list, blank=True)
+    # A graded run's: its test cases as asked (with compare, tolerance, stopOnFailure), and each
+    # case's result and verdict.
+    grading = models.JSONField(null=True, blank=True)
+    tests = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     objects = ExecutionQuerySet.as_manager()
@@ -93,6 +97,8 @@ class Execution(models.Model):
             cpu_time_ms=result.cpu_time,
             peak_memory=result.peak_memory,
             compile=compiled,
+            grading=_grading(spec, limit, cut),
+            tests=_tests(result, limit, cut),
             stored_truncated=cut,
         )
 
@@ -111,11 +117,14 @@ class Execution(models.Model):
             cpu_time=self.cpu_time_ms,
             peak_memory=self.peak_memory,
             compile=StageResult.model_validate(self.compile) if self.compile else None,
+            tests=None if self.tests is None else [CaseResult.model_validate(case) for case in self.tests],
+            summary=None if self.tests is None else summary(self.tests),
         )
 
     def to_dict(self) -> dict:
         record = ExecutionRecord(
             **self.result().model_dump(),
+            grading=self.grading,
             code=self.code,
             stdin=self.stdin,
             args=self.args,
@@ -124,6 +133,44 @@ class Execution(models.Model):
             created_at=self.created_at,
         )
         return record.model_dump(mode="json", by_alias=True)
+
+
+def _grading(spec: RunSpec, limit: int, cut: list[str]) -> dict | None:
+    """The test cases as asked, in the request's own words (the wire's TestCaseRequest)."""
+    tests = spec.tests
+    if tests is None:
+        return None
+    cases = []
+    for i, case in enumerate(tests.cases):
+        asked = {"name": case.name, "stdin": _stored(case.stdin, limit, f"grading.cases[{i}].stdin", cut)}
+        if case.args is not None:
+            asked["args"] = list(case.args)
+        if case.expected_output is not None:
+            name = f"grading.cases[{i}].expectedOutput"
+            asked["expectedOutput"] = _stored(case.expected_output, limit, name, cut)
+        if case.limits is not None:
+            asked.update(timeout=case.limits.timeout_ms, memory=case.limits.memory_mib)
+        cases.append(asked)
+    return {"cases": cases, "compare": tests.compare, "tolerance": tests.tolerance,
+            "stopOnFailure": tests.stop_on_failure}  # fmt: skip
+
+
+def _tests(result: RunResult, limit: int, cut: list[str]) -> list[dict] | None:
+    if result.tests is None:
+        return None
+    stored = []
+    for case in result.tests:
+        data = case.model_dump(mode="json")
+        for name in ("stdout", "stderr"):
+            data[name] = _stored(data[name], limit, f"tests[{case.index}].{name}", cut)
+        stored.append(data)
+    return stored
+
+
+def summary(tests: list[dict]) -> Summary:
+    passed = sum(case["status"] == "passed" for case in tests)
+    skipped = sum(case["status"] == "skipped" for case in tests)
+    return Summary(passed=passed, failed=len(tests) - passed - skipped, skipped=skipped, total=len(tests))
 
 
 def _stored(text: str, limit: int, name: str, cut: list[str]) -> str:
@@ -144,20 +191,21 @@ class ApiKeyQuerySet(models.QuerySet):
     def for_secret(self, secret: str) -> "ApiKey | None":
         return self.active().filter(key_hash=ApiKey.hash(secret)).first()
 
-    def charge(self, key: "ApiKey") -> bool:
-        """One run, and one credit if the key has credits, in one statement; False when none are left."""
+    def charge(self, key: "ApiKey", runs: int = 1) -> bool:
+        """Runs, and a credit each if the key has credits, in one statement; False (and nothing
+        charged) when fewer are left."""
         found = self.filter(pk=key.pk)
-        changes = {"runs": F("runs") + 1, "last_used_at": timezone.now()}
+        changes = {"runs": F("runs") + runs, "last_used_at": timezone.now()}
         if key.credits is not None:
-            found = found.filter(credits__gt=0)
-            changes["credits"] = F("credits") - 1
+            found = found.filter(credits__gte=runs)
+            changes["credits"] = F("credits") - runs
         return bool(found.update(**changes))
 
-    def refund(self, key: "ApiKey") -> None:
-        """Undo a charge: the run never started."""
-        changes = {"runs": F("runs") - 1}
+    def refund(self, key: "ApiKey", runs: int = 1) -> None:
+        """Undo a charge: the runs never started."""
+        changes = {"runs": F("runs") - runs}
         if key.credits is not None:
-            changes["credits"] = F("credits") + 1
+            changes["credits"] = F("credits") + runs
         self.filter(pk=key.pk).update(**changes)
 
 

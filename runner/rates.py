@@ -66,10 +66,10 @@ class Decision:
     retry_after: int  # seconds until one more run is allowed (0 when allowed)
 
     @classmethod
-    def of(cls, rate: Rate, allowed: bool, tokens: float) -> Decision:
-        """What taking a token left: the bucket's tokens after the take."""
+    def of(cls, rate: Rate, allowed: bool, tokens: float, count: int = 1) -> Decision:
+        """What taking `count` tokens left: the bucket's tokens after the take."""
         reset = math.ceil((rate.count - tokens) / rate.per_second)
-        retry = 0 if allowed else max(1, math.ceil((1 - tokens) / rate.per_second))
+        retry = 0 if allowed else max(1, math.ceil((count - tokens) / rate.per_second))
         return cls(allowed, rate.count, math.floor(tokens), reset, retry)
 
     def headers(self) -> dict[str, str]:
@@ -77,11 +77,12 @@ class Decision:
                 "RateLimit-Reset": str(self.reset)}  # fmt: skip
 
 
-def refill(rate: Rate, tokens: float, at: float, now: float) -> tuple[bool, float]:
-    """Take one token from a bucket that held `tokens` at `at`: (allowed, tokens left)."""
+def refill(rate: Rate, tokens: float, at: float, now: float, count: int = 1) -> tuple[bool, float]:
+    """Take `count` tokens (a run's test cases are a run each) from a bucket that held `tokens` at
+    `at`, all or none: (allowed, tokens left)."""
     tokens = min(rate.count, tokens + max(0.0, now - at) * rate.per_second)
-    if tokens >= 1:
-        return True, tokens - 1
+    if tokens >= count:
+        return True, tokens - count
     return False, tokens
 
 
@@ -90,6 +91,7 @@ def refill(rate: Rate, tokens: float, at: float, now: float) -> tuple[bool, floa
 BUCKET_SCRIPT = """
 local capacity = tonumber(ARGV[1])
 local per_second = tonumber(ARGV[2])
+local count = tonumber(ARGV[3])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
@@ -97,8 +99,8 @@ local tokens = tonumber(state[1]) or capacity
 local at = tonumber(state[2]) or now
 tokens = math.min(capacity, tokens + math.max(0, now - at) * per_second)
 local allowed = 0
-if tokens >= 1 then
-  tokens = tokens - 1
+if tokens >= count then
+  tokens = tokens - count
   allowed = 1
 end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))

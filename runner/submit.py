@@ -18,6 +18,7 @@ from engine.events import Event, Exited
 from engine.executor import Run
 from engine.results import RunResult
 from engine.spec import RunSpec
+from engine.suite import Suite
 from sandbox import SandboxError
 
 from . import conf, fairuse, metrics
@@ -53,15 +54,24 @@ def kill_all() -> int:
 
 
 async def submit(client: fairuse.Client, spec: RunSpec, *, interactive: bool = False) -> Submission:
-    """Admit a run for this client (Refused: rate_limited or no_credits); drive it with the result."""
+    """Admit a run for this client (Refused: rate_limited or no_credits); drive it with the result.
+
+    A run with test cases is a run per case and one for the compile, to the rate and the credits;
+    its cases run at once on as many of the client's places as are free (at least one)."""
+    runs = 1 if spec.tests is None else len(spec.tests.cases) + spec.compiles
     try:
         if not _accepting:
             raise Refused("unavailable", "the server is stopping; try again shortly", retry_after=1,
                           headers={"Retry-After": "1"})  # fmt: skip
-        admitted = await fairuse.admit(client)
+        admitted = await fairuse.admit(client, runs)
     except Refused as e:
         metrics.REFUSALS.labels(e.code).inc()
         raise
+    if spec.tests is not None and not spec.tests.stop_on_failure:
+        try:
+            await admitted.widen(min(len(spec.tests.cases), client.concurrency))
+        except Refused:
+            pass  # the store stopped answering: the cases run one at a time
     return Submission(admitted, spec, interactive)
 
 
@@ -71,7 +81,10 @@ class Submission:
     def __init__(self, admitted: fairuse.Pass, spec: RunSpec, interactive: bool):
         self.admitted = admitted
         self.spec = spec
-        self.run = Run(spec, conf.backend(), interactive=interactive)
+        if spec.tests is not None:
+            self.run = Suite(spec, conf.backend(), parallel=admitted.places)
+        else:
+            self.run = Run(spec, conf.backend(), interactive=interactive)
         # What an interactive client sent: counted against its budget, and kept for the record
         # up to what a record keeps (RUNNER_STORED_LIMIT).
         self._stdin: list[str] = []
@@ -124,6 +137,9 @@ class Submission:
 
     async def _release(self) -> None:
         ACTIVE.discard(self)
+        if isinstance(self.run, Suite):
+            # The cases that never ran (skipped, or not started) cost nothing.
+            await self.admitted.refund(self.admitted.runs - self.run.started)
         await self.admitted.release()
 
     async def write_stdin(self, data: str) -> bool:
@@ -157,7 +173,8 @@ class Submission:
             return await awaitable
         except (Busy, Unavailable) as e:
             metrics.REFUSALS.labels("busy" if isinstance(e, Busy) else "unavailable").inc()
-            await self.admitted.refund()
+            if not isinstance(self.run, Suite):  # (a graded run's are refunded as it ends)
+                await self.admitted.refund()
             raise
 
     async def _record(self, result: RunResult) -> None:

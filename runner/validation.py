@@ -12,8 +12,8 @@ from dataclasses import replace
 
 from pydantic import BaseModel, ValidationError
 
-from engine import languages
-from engine.spec import RunSpec
+from engine import grading, languages
+from engine.spec import RunSpec, TestCase, Tests
 
 from . import conf
 from .conf import RunnerConfig
@@ -41,7 +41,11 @@ def _describe(error: dict) -> Refused:
     loc = [str(part) for part in error["loc"]]
     name = loc[0] if loc else None
     kind = error["type"]
-    if kind == "model_type" or not loc:
+    if not loc:
+        return Refused("malformed", "the body must be a JSON object")
+    if name == "tests" and len(loc) > 1:
+        return _describe_case(loc, kind, error)
+    if kind == "model_type":
         return Refused("malformed", "the body must be a JSON object")
     if kind == "missing":
         return Refused("invalid", f"field '{name}' is required", field=name)
@@ -49,6 +53,12 @@ def _describe(error: dict) -> Refused:
         return Refused("invalid", f"unknown field '{name}'", field=name)
     where = f"'{name}'" if len(loc) == 1 else f"'{name}' item {loc[1]!r}"
     words = _TYPE_WORDS.get(kind, error["msg"])
+    if name == "tests" and kind == "list_type":
+        words = "must be a list of test cases (objects)"
+    if name == "compare":
+        words = f"must be one of {', '.join(grading.COMPARES)}"
+    if name == "tolerance" and kind.startswith("float"):
+        words = "must be a number"
     if kind in ("too_long", "string_too_long"):
         words = f"is too long (at most {error['ctx']['max_length']})"
     if kind == "too_short":
@@ -56,6 +66,22 @@ def _describe(error: dict) -> Refused:
     if name == "files" and kind == "string_type":
         words = "must be a string (the file's contents)"
     return Refused("invalid", f"field {where} {words}", field=name)
+
+
+def _describe_case(loc: list[str], kind: str, error: dict) -> Refused:
+    """A test case's error, naming the case: "field 'tests' item 2: unknown field 'expected'"."""
+    case = f"field 'tests' item {loc[1]}"
+    if kind == "model_type":
+        return Refused("invalid", f"{case} must be an object", field="tests")
+    field = loc[2] if len(loc) > 2 else ""
+    if kind == "extra_forbidden":
+        return Refused("invalid", f"{case}: unknown field '{field}'", field="tests")
+    words = {"string_type": "must be a string", "int_type": "must be an integer", "list_type": "must be a"
+             " list of strings"}.get(kind, error["msg"])  # fmt: skip
+    if kind in ("too_long", "string_too_long"):
+        words = f"is too long (at most {error['ctx']['max_length']})"
+    item = f" item {loc[3]}" if len(loc) > 3 else ""
+    return Refused("invalid", f"{case}: field '{field}'{item} {words}", field="tests")
 
 
 class _Duplicate(Exception):
@@ -160,13 +186,7 @@ def run_spec(req: RunRequest, config: RunnerConfig, key=None) -> RunSpec:
     """Check a request against the server's rules and ceilings: the same messages from every door."""
     lang = check_language(req.language, config)
     check_code_size(len(req.code.encode()) + sum(len(v.encode()) for v in req.files.values()), config)
-    for i, arg in enumerate(req.args):
-        if "\0" in arg:
-            raise Refused("invalid", f"field 'args' item {i} contains a NUL character", field="args")
-        if len(arg.encode()) > MAX_ARG_BYTES:
-            raise Refused("invalid", f"field 'args' item {i} is over {MAX_ARG_BYTES} bytes", field="args")
-    if sum(len(arg.encode()) for arg in req.args) > MAX_ARGS_BYTES:
-        raise Refused("invalid", f"field 'args' is over {MAX_ARGS_BYTES} bytes in all", field="args")
+    _check_args(req.args, "field 'args'", "args")
     _check_files(req.files, lang, config)
     limits = config.defaults
     # An API key may carry higher ceilings of its own.
@@ -191,7 +211,53 @@ def run_spec(req: RunRequest, config: RunnerConfig, key=None) -> RunSpec:
         compile_limits,
         tuple(req.compiler_options),
         tuple(req.run_args),
+        tests=_tests(req, limits, config, max_timeout, max_memory),
     )
+
+
+def _tests(req: RunRequest, limits, config: RunnerConfig, max_timeout: int, max_memory: int) -> Tests | None:
+    """The test cases, each within the same ceilings as a run; None for a run without them."""
+    if req.tests is None:
+        for name, value in (("compare", req.compare), ("tolerance", req.tolerance),
+                            ("stopOnFailure", req.stop_on_failure)):  # fmt: skip
+            if value is not None:
+                raise Refused("invalid", f"field '{name}' needs 'tests'", field=name)
+        return None
+    if not req.tests:
+        raise Refused("invalid", "field 'tests' must hold at least 1 test case", field="tests")
+    if len(req.tests) > config.max_tests:
+        raise Refused(
+            "invalid", f"field 'tests' has {len(req.tests)} cases; at most {config.max_tests}", field="tests"
+        )
+    if req.stdin:
+        raise Refused("invalid", "field 'stdin': with 'tests', each case gives its own stdin", field="stdin")
+    tolerance = grading.DEFAULT_TOLERANCE if req.tolerance is None else req.tolerance
+    if not (tolerance >= 0 and tolerance != float("inf")):
+        raise Refused("invalid", "field 'tolerance' must be a number of at least 0", field="tolerance")
+    cases = []
+    for i, case in enumerate(req.tests):
+        where = f"field 'tests' item {i}:"
+        if case.args is not None:
+            _check_args(case.args, f"{where} field 'args'", "tests")
+        case_limits = limits
+        if case.timeout is not None:
+            _check_range(f"{where} field 'timeout'", case.timeout, 1, max_timeout, "ms", field="tests")
+            case_limits = replace(case_limits, timeout_ms=case.timeout)
+        if case.memory is not None:
+            _check_range(
+                f"{where} field 'memory'", case.memory, MIN_MEMORY_MIB, max_memory, "MiB", field="tests"
+            )
+            case_limits = replace(case_limits, memory_mib=case.memory)
+        cases.append(
+            TestCase(
+                name=case.name if case.name is not None else f"test {i + 1}",
+                stdin=case.stdin,
+                args=None if case.args is None else tuple(case.args),
+                expected_output=case.expected_output,
+                limits=None if case_limits is limits else case_limits,
+            )
+        )
+    return Tests(tuple(cases), req.compare or "lines", tolerance, bool(req.stop_on_failure))
 
 
 def _compile_limits(req: RunRequest, lang: languages.Language, limits, config: RunnerConfig):
@@ -228,14 +294,27 @@ def _check_options(name: str, given: list[str], stage) -> None:
             )
 
 
-def _check_range(name: str, value: int, low: int, ceiling: int, unit: str) -> None:
+def _check_args(args: list[str], where: str, field: str) -> None:
+    for i, arg in enumerate(args):
+        if "\0" in arg:
+            raise Refused("invalid", f"{where} item {i} contains a NUL character", field=field)
+        if len(arg.encode()) > MAX_ARG_BYTES:
+            raise Refused("invalid", f"{where} item {i} is over {MAX_ARG_BYTES} bytes", field=field)
+    if sum(len(arg.encode()) for arg in args) > MAX_ARGS_BYTES:
+        raise Refused("invalid", f"{where} is over {MAX_ARGS_BYTES} bytes in all", field=field)
+
+
+def _check_range(name: str, value: int, low: int, ceiling: int, unit: str, field: str | None = None) -> None:
+    """name: a field's name, or where it is ("field 'tests' item 0: field 'timeout'")."""
+    field = field or name
+    where = name if " " in name else f"field '{name}'"
     if value < low:
-        raise Refused("invalid", f"field '{name}' must be at least {low} {unit}", field=name)
+        raise Refused("invalid", f"{where} must be at least {low} {unit}", field=field)
     if value > ceiling:
         raise Refused(
             "invalid",
-            f"field '{name}' is {value} {unit}, above the server's ceiling of {ceiling} {unit}",
-            field=name,
+            f"{where} is {value} {unit}, above the server's ceiling of {ceiling} {unit}",
+            field=field,
         )
 
 

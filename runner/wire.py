@@ -28,6 +28,26 @@ def _whole(value):
 Whole = Annotated[int, BeforeValidator(_whole)]
 
 
+class TestCaseRequest(BaseModel):
+    """One test case: an input, and what the program should print."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: str | None = Field(None, max_length=200, description="Shown with its result; default: test N.")
+    stdin: str = Field("", description="The case's standard input.")
+    args: list[str] | None = Field(
+        None, max_length=MAX_ARGS, description="Its command-line arguments; default: the run's."
+    )
+    expected_output: str | None = Field(
+        None,
+        alias="expectedOutput",
+        description="What it should print on stdout, compared as `compare` says; without it, the case"
+        " passes when the program exits 0.",
+    )
+    timeout: Whole | None = Field(None, description="Its wall-clock limit in ms; default: the run's.")
+    memory: Whole | None = Field(None, description="Its memory limit in MiB; default: the run's.")
+
+
 class RunRequest(BaseModel):
     """The body of POST /api/execute."""
 
@@ -66,6 +86,27 @@ class RunRequest(BaseModel):
         max_length=MAX_OPTIONS,
         description="Extra flags for the language's runtime (before the program and its args), each"
         " checked against the language's allow-list.",
+    )
+    tests: list[TestCaseRequest] | None = Field(
+        None,
+        description="Test cases, up to RUNNER_MAX_TESTS (32): a compiled program is built once, then each"
+        " case runs in a fresh sandbox of its own and is judged (docs/grading.md). The answer then"
+        " carries `tests` and `summary`.",
+    )
+    compare: Literal["lines", "exact", "tokens", "numbers"] | None = Field(
+        None,
+        description="How a case's output is compared with its expectedOutput: lines (the default:"
+        " trailing whitespace and trailing empty lines ignored), exact, tokens (any whitespace layout)"
+        " or numbers (tokens, numbers within `tolerance`).",
+    )
+    tolerance: float | None = Field(
+        None,
+        description="For compare numbers: the absolute or relative difference allowed (default 1e-6).",
+    )
+    stop_on_failure: bool | None = Field(
+        None,
+        alias="stopOnFailure",
+        description="Run the cases one at a time, and skip those after the first that does not pass.",
     )
 
 
@@ -118,6 +159,17 @@ class SocketRun(RunRequest):
     interactive: bool = Field(False, description="Keep stdin open for stdin and eof messages.")
 
 
+class Grading(BaseModel):
+    """A stored graded run's test cases, as they were asked."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    cases: list[TestCaseRequest]
+    compare: str
+    tolerance: float
+    stop_on_failure: bool = Field(alias="stopOnFailure")
+
+
 class ExecutionRecord(RunResult):
     """A stored run: the result with what was run."""
 
@@ -125,6 +177,7 @@ class ExecutionRecord(RunResult):
     stdin: str
     args: list[str]
     files: dict[str, str]
+    grading: Grading | None = Field(None, description="A graded run's test cases, as asked.")
     stored_truncated: list[str] = Field(
         default_factory=list,
         description="The fields this record keeps only the start of: a record holds at most"
@@ -172,6 +225,11 @@ class SnippetRequest(BaseModel):
     code: str
     stdin: str = ""
     title: str = Field("", max_length=200)
+    tests: list[TestCaseRequest] = Field(
+        default_factory=list,
+        description="Test cases kept with it (up to RUNNER_MAX_TESTS): the editor's Tests panel shows them,"
+        " and the embed shows them read-only.",
+    )
 
 
 class SnippetLinks(BaseModel):
@@ -187,6 +245,7 @@ class SnippetRecord(SnippetLinks):
     code: str
     stdin: str
     title: str
+    tests: list[TestCaseRequest]
     created_at: datetime = Field(alias="createdAt")
 
 

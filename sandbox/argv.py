@@ -147,6 +147,7 @@ def bwrap_argv(
     ]  # fmt: skip
     # The code arrives through file descriptors that bwrap copies into the fresh
     # tmpfs: the host never writes into a directory the program controls.
+    # What an earlier compile built is placed read-only, a program 0555.
     made: set[str] = set()
     for name, fd in file_fds.items():
         parts = name.split("/")[:-1]
@@ -155,6 +156,8 @@ def bwrap_argv(
             if d not in made:
                 made.add(d)
                 argv += ["--dir", f"{WORKDIR}/{d}"]
+        if name in spec.built:
+            argv += ["--perms", "0555" if spec.built[name].executable else "0444"]
         argv += ["--file", str(fd), f"{WORKDIR}/{name}"]
     argv += ["--remount-ro", "/", "--chdir", WORKDIR, "--clearenv"]
     for key, value in {**BASE_ENV, **spec.env}.items():

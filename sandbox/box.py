@@ -18,7 +18,7 @@ import os
 import signal as signals
 import time
 
-from . import cgroups, seccomp, teardown, unfinished
+from . import built, cgroups, seccomp, teardown, unfinished
 from .argv import CompileFds, bwrap_argv, launcher_argv, open_tools
 from .process import (
     Child,
@@ -26,6 +26,7 @@ from .process import (
     kill_pid,
     memfd,
     pipe,
+    processes,
     read_available,
     reader,
     reap_orphans,
@@ -125,7 +126,8 @@ class Sandbox:
             except seccomp.Unavailable as e:
                 raise SandboxError(str(e)) from e
             fds.append(filter_fd)
-            file_fds = {name: memfd(name, data) for name, data in self.spec.files.items()}
+            placed = {**self.spec.files, **{name: built.data for name, built in self.spec.built.items()}}
+            file_fds = {name: memfd(name, data) for name, data in placed.items()}
             fds += file_fds.values()
             status_r, status_w = os.pipe2(os.O_CLOEXEC)
             fds.append(status_w)
@@ -229,15 +231,16 @@ class Sandbox:
         else:
             self.compiled_ns = self.compiled_ns or time.monotonic_ns()
 
-    def end_compile(self) -> Outcome:
-        """The compile stage's outcome, once it has exited; if it succeeded, go on to the run.
+    def end_compile(self, go: bool = True) -> Outcome:
+        """The compile stage's outcome, once it has exited; if it succeeded, go on to the run
+        (unless go is False: what it built is then taken out with take_built()).
 
         Before the run starts, the cgroup gets the run's own limits (its memory and process
         count, lower than the compile's) and the accounting starts again, so that the run's
         CPU time, peak memory and OOM verdict are its own.
         """
         outcome = self._outcome(self.status.get("compile"), compile=True)
-        if outcome.failed or outcome.setup_error or self.killed:
+        if outcome.failed or outcome.setup_error or self.killed or not go:
             return outcome
         try:
             self.set_limits(self.spec.limits)
@@ -258,6 +261,19 @@ class Sandbox:
         finally:
             os.close(go)
         return outcome
+
+    def take_built(self, paths: tuple[str, ...], max_bytes: int) -> dict[str, built.Artifact]:
+        """What the compile built, at these paths of the working directory, once the compile has
+        ended (end_compile(go=False)): built.NotBuilt if it is missing or refused."""
+        outer = self.process.pid
+        candidates = self.cgroup.pids() if self.cgroup else [pid for pid, _ in processes()]
+        pid = built.init_pid(outer, candidates)
+        if pid is None or self.killed:
+            raise SandboxError("the sandbox ended before what it built could be taken out")
+        try:
+            return built.take(pid, outer, paths, max_bytes)
+        except OSError as e:
+            raise SandboxError(f"cannot take out what the compile built: {e}") from e
 
     def setup_errors(self) -> str:
         """What bwrap or sandbox-init said on failing to set the sandbox up (never the program's output)."""

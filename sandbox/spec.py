@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .built import Artifact
 
 # --- Per-run limits: the defaults --------------------------------------------------
 DEFAULT_TIMEOUT_MS = 10_000
@@ -100,6 +104,9 @@ class BoxSpec:
     # its hand-over from it (and gives the compiler /dev/null).
     compile_stdin: bool = False
     hide: tuple[str, ...] = ()  # directories of the host's that are empty in this sandbox
+    # What an earlier sandbox's compile built (sandbox.built), placed read-only beside the files:
+    # a test case's run with no compile of its own.
+    built: dict[str, Artifact] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

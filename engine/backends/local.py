@@ -13,6 +13,7 @@ import threading
 from collections import deque
 
 from sandbox import BoxSpec, Outcome, Sandbox, SandboxError, probe
+from sandbox.built import Artifact, NotBuilt
 from sandbox.pool import POOL, PoolConfig, hand_over, sweep
 from sandbox.process import PipeReader
 
@@ -153,21 +154,24 @@ class LocalBackend:
             self.slots.release(slot)
             raise
         STARTS["warm" if warm else "cold"] += 1
-        return LocalHandle(box, lambda: self.slots.release(slot), warm)
+        build = lang.compile.built if spec.build_only else None
+        return LocalHandle(box, lambda: self.slots.release(slot), warm, build)
 
     async def _cold(self, lang, spec: RunSpec, slot: int, stdin: bytes | None) -> Sandbox:
         files = spec.sources(lang.filename)
         argv = lang.argv(list(spec.args), spec.run_options, spec.limits.memory_mib)
-        fields = dict(files=files, limits=spec.limits, slot=slot)
-        if lang.compile:
+        fields = dict(files=files, limits=spec.limits, slot=slot, built=spec.built or {})
+        if spec.compiles:
             fields.update(compile=_compile_argv(lang, spec, files), compile_limits=spec.compile_limits)
         return await Sandbox.start(box_spec(lang, self.config, argv, **fields), self.config.host, stdin)
 
     async def _warm(self, lang, spec: RunSpec, stdin: bytes | None) -> Sandbox | None:
         """Hand the run to a pre-warmed sandbox, if its language's pool has one."""
         POOL.ensure(self.pool)  # with size 0 too: it also sweeps what a crashed server left
-        if not self.pool.size or (spec.run_options and lang.run.pool):
-            return None  # (a waiting interpreter has started with its own flags)
+        if not self.pool.size or (spec.run_options and lang.run.pool) or spec.built is not None:
+            # (A waiting interpreter has started with its own flags; a compiled language's waits
+            # to compile, and a test case's run brings its program built.)
+            return None
         box = POOL.take(lang.name, self.pool)
         if box is None:
             return None
@@ -197,10 +201,12 @@ class LocalHandle:
     no event of the run can come before the compile's end.
     """
 
-    def __init__(self, box: Sandbox, release, warm: bool):
+    def __init__(self, box: Sandbox, release, warm: bool, build: tuple[str, ...] | None = None):
         self.box = box
         self.warm = warm
         self._release = release
+        self._build = build  # a build-only run's: what to take out after the compile
+        self._built: dict[str, Artifact] | Exception | None = None
         self._queue: asyncio.Queue = asyncio.Queue()
         self._compiled: Outcome | None = None
         self._task = asyncio.create_task(self._follow())
@@ -214,7 +220,11 @@ class LocalHandle:
                 self._pump("stderr", box.compile_stderr, "compile"),
                 box.finished("compile"),
             )
-            self._compiled = box.end_compile()
+            self._compiled = box.end_compile(go=self._build is None)
+            if self._build is not None:
+                await self._take_built()
+                self._queue.put_nowait(StageExit("compile"))
+                return  # the run stage never starts: close() ends the sandbox
             self._queue.put_nowait(StageExit("compile"))
         await asyncio.gather(
             self._pump("stdout", box.stdout), self._pump("stderr", box.stderr), box.finished()
@@ -235,6 +245,23 @@ class LocalHandle:
             if quick >= QUICK_READS and len(chunk) < READ_CHUNK:
                 await reader.hold(COALESCE_SECONDS)
                 last = loop.time()  # the wait was ours: what follows it still counts as quick
+
+    async def _take_built(self) -> None:
+        compiled = self._compiled
+        if compiled.failed or compiled.setup_error or self.box.killed:
+            return
+        limit = self.box.spec.limits.tmpfs_mib << 20
+        try:
+            self._built = await asyncio.to_thread(self.box.take_built, self._build, limit)
+        except (NotBuilt, SandboxError) as e:
+            self._built = e  # raised to the executor by built()
+
+    async def built(self) -> dict[str, Artifact]:
+        if isinstance(self._built, Exception):
+            raise self._built
+        if self._built is None:
+            raise SandboxError("this run built nothing to take out")
+        return self._built
 
     async def receive(self) -> Chunk | StageExit:
         return await self._queue.get()

@@ -8,8 +8,9 @@ export function socketUrl(base) {
 }
 
 // request: the fields of POST /api/execute, plus interactive.
-// on: { started(id), output(stream, text, stage), exit(result), error(message) }; stage is
-// "compile" for a compiler's output, else undefined.
+// on: { started(id), output(stream, text, stage), test(case), exit(result), error(message) };
+// stage is "compile" for a compiler's output, else undefined; test(case) is a test case's
+// result as soon as it is judged (a run with tests).
 // Returns a handle: sendStdin(text), eof(), kill(), and interactive (false after a fallback).
 export function startRun(base, request, on) {
   let socket = null;
@@ -78,6 +79,7 @@ export function startRun(base, request, on) {
     const message = JSON.parse(event.data);
     if (message.type === "started") on.started(message.id);
     else if (message.type === "stdout" || message.type === "stderr") on.output(message.type, message.data, message.stage);
+    else if (message.type === "test") on.test && on.test(message);
     else if (message.type === "exit") finish(on.exit, message);
     else if (message.type === "error") finish(on.error, message.error);
   };

@@ -1,6 +1,7 @@
 // The editor page at / and /s/<id>.
 import { createEditor, followColorScheme } from "./codemirror.js";
 import { attachRunner, runRequest } from "./session.js";
+import { attachTests } from "./tests-panel.js";
 
 const config = JSON.parse(document.getElementById("page-config").textContent);
 const modes = Object.fromEntries(config.languages.map((l) => [l.name, l.mode]));
@@ -8,7 +9,7 @@ const examples = Object.fromEntries(config.languages.map((l) => [l.name, l.examp
 const $ = (id) => document.getElementById(id);
 const language = $("language");
 const stdin = $("stdin");
-const start = config.snippet || { language: "python", code: examples.python, stdin: "" };
+const start = config.snippet || { language: "python", code: examples.python, stdin: "", tests: [] };
 
 language.value = start.language;
 stdin.value = start.stdin;
@@ -31,6 +32,18 @@ runner = attachRunner({
   output: $("output"),
   prompt: $("prompt"),
   getRequest: () => runRequest(language.value, editor.getCode(), stdin.value),
+});
+
+// Test cases run through the same websocket; the Output panel shows the compile and the summary.
+const tests = attachTests({
+  base: location.origin,
+  list: $("tests"),
+  addButton: $("add-test"),
+  runButton: $("run-tests"),
+  summary: $("tests-summary"),
+  output: $("output"),
+  cases: start.tests || [],
+  getRequest: () => ({ language: language.value, code: editor.getCode() }),
 });
 
 language.addEventListener("change", () => {
@@ -69,7 +82,7 @@ $("share").addEventListener("click", async () => {
     const response = await fetch("/api/snippets", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ language: language.value, code: editor.getCode(), stdin: stdin.value }),
+      body: JSON.stringify({ language: language.value, code: editor.getCode(), stdin: stdin.value, tests: tests.cases() }),
     });
     const body = await response.json();
     if (!response.ok) throw new Error(body.error || `HTTP ${response.status}`);

@@ -1,6 +1,7 @@
 // /embed/<id>: the compact page made for iframes.
 import { createEditor, followColorScheme } from "./codemirror.js";
 import { attachRunner, runRequest } from "./session.js";
+import { attachTests } from "./tests-panel.js";
 
 const config = JSON.parse(document.getElementById("page-config").textContent);
 const modes = Object.fromEntries(config.languages.map((l) => [l.name, l.mode]));
@@ -27,6 +28,20 @@ runner = attachRunner({
   prompt: $("prompt"),
   getRequest: () => runRequest(snippet.language, editor.getCode(), snippet.stdin),
 });
+
+// A snippet's test cases, shown read-only, run against the code as it is in the editor.
+if (snippet.tests && snippet.tests.length) {
+  attachTests({
+    base: location.origin,
+    list: $("tests"),
+    runButton: $("run-tests"),
+    summary: $("tests-summary"),
+    output: $("output"),
+    cases: snippet.tests,
+    readOnly: true,
+    getRequest: () => ({ language: snippet.language, code: editor.getCode() }),
+  });
+}
 
 // Tell the host page our height, so it can size the frame.
 let lastHeight = 0;

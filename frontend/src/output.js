@@ -7,6 +7,7 @@ const BADGES = {
   output_limit: "output limit",
   killed: "stopped",
   compile_error: "compile error",
+  failed: "tests failed",
 };
 
 export class OutputView {
@@ -48,6 +49,7 @@ export class OutputView {
     const parts = [];
     if (result.compile) parts.push(`compiled in ${result.compile.duration} ms`);
     if (result.status === "compile_error") parts.push("nothing ran");
+    else if (result.summary) parts.push(`${result.summary.passed} of ${result.summary.total} tests passed`);
     else if (result.signal) parts.push(`killed by ${result.signal}`);
     else if (result.exitCode !== null && result.exitCode !== undefined) parts.push(`exit code ${result.exitCode}`);
     if (result.status !== "compile_error") parts.push(`${result.duration} ms`);

@@ -4,7 +4,8 @@ Protocol (ws://HOST/ws/execute, one run per socket): see docs/api.md.
   client: {"type": "run", ...POST /api/execute fields, "interactive"?}, then {"type": "stdin", "data"},
           {"type": "eof"}, {"type": "kill"}
   server: {"type": "started", "id"}, {"type": "stdout"|"stderr", "data"}, {"type": "exit", ...result},
-          {"type": "error", "error"}
+          {"type": "error", "error"}; with test cases, {"type": "test", ...a case's result} as each
+          case is judged, and no stdout or stderr frames but the compile's
 
 What a socket may hold in the server is bounded both ways:
 - output: the executor caps a run's output (RUNNER_OUTPUT_LIMIT), and the run's wall-clock
@@ -27,7 +28,7 @@ from urllib.parse import parse_qsl
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from engine.errors import Busy, Unavailable
-from engine.events import Exited, Output, StageFinished, Started
+from engine.events import CaseFinished, Exited, Output, StageFinished, Started
 from sandbox import SandboxError
 
 from ... import conf, fairuse, metrics, validation
@@ -122,6 +123,9 @@ class ExecuteConsumer(AsyncWebsocketConsumer):
             return await self.error("this socket already has a run; open another socket for the next")
         try:
             req = validation.validate(message, SocketRun)
+            if req.interactive and req.tests is not None:
+                raise Refused("invalid", "a run with 'tests' can't be interactive: each case has its own stdin",
+                              field="interactive")  # fmt: skip
             client = await self.identify()
             spec = validation.run_spec(req, conf.get(), client.key)
             # The same rate limit, concurrency and credits as REST runs.
@@ -172,6 +176,8 @@ class ExecuteConsumer(AsyncWebsocketConsumer):
                     await self.frame({"type": event.stream, "data": event.data, **_stage(event.stage)})
                 elif isinstance(event, StageFinished):
                     await self.frame({"type": "stage", "stage": event.stage, **event.result.to_frame()})
+                elif isinstance(event, CaseFinished):
+                    await self.frame(event.result.to_frame())
                 elif isinstance(event, Exited):
                     await self.frame(event.result.exit_frame())
         except (Busy, Unavailable) as e:
