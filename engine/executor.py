@@ -288,7 +288,12 @@ class Run:
             self.built = await self.handle.built()
             return compiled
         except NotBuilt as e:
-            stderr = f"{compiled.stderr}{chr(10) if compiled.stderr else ''}{e}\n"
+            before = (
+                compiled.stderr
+                if compiled.stderr.endswith("\n") or not compiled.stderr
+                else compiled.stderr + "\n"
+            )
+            stderr = f"{before}{e}\n"
             return compiled.model_copy(update={"stderr": stderr, "status": "error"})
 
     def _result(

@@ -13,6 +13,8 @@ from sandbox.built import Artifact
 class TestCase:
     """One input a program is run on, and what it should print (None: judged by its exit alone)."""
 
+    __test__ = False  # (not a pytest class)
+
     name: str
     stdin: str = ""
     args: tuple[str, ...] | None = None  # None: the run's own args
@@ -23,6 +25,8 @@ class TestCase:
 @dataclass(frozen=True)
 class Tests:
     """A run's test cases and how their output is judged (engine.grading)."""
+
+    __test__ = False
 
     cases: tuple[TestCase, ...]
     compare: str = "lines"

@@ -86,10 +86,9 @@ class _Taking:
     def path(self, root: int, path: str) -> None:
         parts = path.split("/")
         fd = os.dup(root)
+        for i, part in enumerate(parts):  # (each step closes the fd it starts from, even failing)
+            fd = self._step(fd, part, path, directory=i < len(parts) - 1)
         try:
-            for part in parts[:-1]:
-                fd = self._step(fd, part, path, directory=True)
-            fd = self._step(fd, parts[-1], path)
             self._take(fd, path, 0)
         finally:
             os.close(fd)

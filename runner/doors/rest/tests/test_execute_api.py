@@ -20,6 +20,8 @@ RESULT_FIELDS = [
     "cpuTime",
     "peakMemory",
     "compile",  # the compile stage's result; null for an interpreted language
+    "tests",  # each test case's result; null for a run without tests
+    "summary",
 ]
 
 

@@ -133,7 +133,10 @@ def test_a_tolerance_of_its_own(server):
     "language, code",
     [
         # (The home's dot files, such as matplotlib's cache, are the language's own.)
-        ("python", "import os\nprint(sorted(f for f in os.listdir('.') if f[0] != '.'))\nopen('left-behind', 'w')"),
+        (
+            "python",
+            "import os\nprint(sorted(f for f in os.listdir('.') if f[0] != '.'))\nopen('left-behind', 'w')",
+        ),
         (
             "c",
             "#include <stdio.h>\n#include <unistd.h>\n"
