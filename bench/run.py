@@ -6,6 +6,8 @@ Starts the server as `make run` does (manage.py serve) on a free loopback port, 
     clean environment (no sandbox), so both see the same machine at the same moment;
   - TypeScript and JavaScript sent back to back, 30 runs each one after another, with no pause
     for the pools to refill (agents and test pipelines send runs so);
+  - grading: 20 test cases of a small Python program in one POST /api/execute (graded in
+    parallel), against the same 20 inputs sent as 20 runs one after another;
   - throughput: 60 Python runs from 4 concurrent clients, against 60 bare runs on 2 workers;
   - resident memory of the server and everything under it, idle and under that load (VmRSS
     summed, and PSS: shared pages split among the processes that share them).
@@ -60,6 +62,9 @@ TARGETS = {
     "bash": ("Bash: p50 <= bare + 4 ms", lambda r: r["bash"]["api_p50"] <= r["bash"]["bare_p50"] + 4),
 }
 BACK_TO_BACK_RUNS = 30
+GRADED_CASES = 20
+GRADED_ROUNDS = 7
+GRADED_PROGRAM = "n = int(input())\nprint(sum(i * i for i in range(n)))"
 # A compiled language, compile included, against the same compile and run done by hand outside
 # the sandbox (its [bench] bare, in a fresh directory of a tmpfs holding the program).
 BY_HAND_DIR = "/dev/shm" if os.path.isdir("/dev/shm") else None
@@ -214,6 +219,40 @@ def back_to_back(port: int) -> dict:
     return out
 
 
+def grading(port: int) -> dict:
+    """GRADED_CASES cases in one graded run, against the same inputs as that many runs sent one
+    after another on one connection; GRADED_ROUNDS rounds, interleaved."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+
+    def post(body: dict) -> dict:
+        conn.request("POST", "/api/execute", json.dumps(body), {"Content-Type": "application/json"})
+        response = conn.getresponse()
+        result = json.loads(response.read())
+        if response.status != 200 or result["status"] != "ok":
+            raise SystemExit(f"bench: a graded run went wrong: {response.status} {str(result)[:300]}")
+        return result
+
+    inputs = [str(100 * i) for i in range(GRADED_CASES)]
+    expected = [str(sum(i * i for i in range(int(n)))) for n in inputs]
+    tests = [{"stdin": n, "expectedOutput": e} for n, e in zip(inputs, expected, strict=True)]
+    graded, separate = [], []
+    for _ in range(GRADED_ROUNDS):
+        start = time.perf_counter()
+        post({"language": "python", "code": GRADED_PROGRAM, "tests": tests})
+        graded.append((time.perf_counter() - start) * 1000)
+        time.sleep(0.5)  # the pool refills
+        start = time.perf_counter()
+        for n in inputs:
+            post({"language": "python", "code": GRADED_PROGRAM, "stdin": n})
+        separate.append((time.perf_counter() - start) * 1000)
+        time.sleep(0.5)
+    return {
+        "cases": GRADED_CASES,
+        "graded_p50": percentile(graded, 0.5),
+        "separate_p50": percentile(separate, 0.5),
+    }
+
+
 def throughput(port: int, server_pid: int) -> dict:
     peak = {"rss": 0}
     stop = threading.Event()
@@ -274,6 +313,8 @@ def main() -> None:
         time.sleep(1)
         b2b = back_to_back(port)
         time.sleep(1)
+        graded = grading(port)
+        time.sleep(1)
         idle = tree_rss_kib(proc.pid) / 1024
         idle_pss = tree_pss_kib(proc.pid) / 1024
         tput = throughput(port, proc.pid)
@@ -288,6 +329,7 @@ def main() -> None:
         "latency_ms": lat,
         "latency_starts": lat_starts,
         "back_to_back_ms": b2b,
+        "grading_ms": graded,
         "throughput": tput,
         "idle_rss_mib": idle,
         "idle_pss_mib": idle_pss,
@@ -301,6 +343,10 @@ def main() -> None:
     results["targets"]["typescript"] = {
         "target": "TypeScript back to back: p50 <= 1.3 x and p95 <= 1.5 x JavaScript's",
         "met": ts["p50"] <= 1.3 * js["p50"] and ts["p95"] <= 1.5 * js["p95"],
+    }
+    results["targets"]["grading"] = {
+        "target": f"{GRADED_CASES} Python test cases in one graded run: p50 well under 1 s",
+        "met": graded["graded_p50"] < 1000,
     }
     results["targets"]["throughput"] = {
         "target": "Python throughput >= 0.65 x the bare loop",
@@ -341,6 +387,9 @@ def table(r: dict) -> str:
         f"p95 {b2b['typescript']['p95']:.1f} ms; JavaScript p50 {b2b['javascript']['p50']:.1f} ms, "
         f"p95 {b2b['javascript']['p95']:.1f} ms; ratios {b2b['typescript']['p50'] / b2b['javascript']['p50']:.2f} (p50), "
         f"{b2b['typescript']['p95'] / b2b['javascript']['p95']:.2f} (p95).",
+        f"Grading ({r['grading_ms']['cases']} Python test cases): in one graded run {r['grading_ms']['graded_p50']:.0f} ms; "
+        f"as {r['grading_ms']['cases']} runs one after another {r['grading_ms']['separate_p50']:.0f} ms; ratio "
+        f"{r['grading_ms']['graded_p50'] / r['grading_ms']['separate_p50']:.2f}.",
         f"Throughput (60 Python runs): API from 4 clients {t['api_runs_per_s']:.1f} runs/s; bare python3 on 2 workers "
         f"{t['bare_runs_per_s']:.1f} runs/s; ratio {t['api_runs_per_s'] / t['bare_runs_per_s']:.2f}.",
         f"Resident memory of the server and its children (VmRSS summed): idle {r['idle_rss_mib']:.0f} MiB, "

@@ -36,6 +36,8 @@ export function attachTests({ base, list, addButton, runButton, summary, output,
     rows.forEach((row, i) => {
       row.name.textContent = row.given.name || `Test ${i + 1}`;
       if (row.remove) row.remove.setAttribute("aria-label", `Remove test ${i + 1}`);
+      row.stdin.setAttribute("aria-label", `Test ${i + 1} input`);
+      row.expected.setAttribute("aria-label", `Test ${i + 1} expected output`);
     });
     runButton.disabled = !current && rows.length === 0;
   }
@@ -116,7 +118,7 @@ export function attachTests({ base, list, addButton, runButton, summary, output,
   }
 
   function showRunning(on) {
-    runButton.textContent = on ? "Stop" : "Run tests";
+    runButton.textContent = on ? "Stop" : "Test";
     runButton.classList.toggle("pg-running", on);
     runButton.disabled = !on && rows.length === 0;
   }

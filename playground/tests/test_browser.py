@@ -343,3 +343,77 @@ def test_without_websockets_the_page_falls_back_to_one_request(server, browser):
     expect(output(page)).to_contain_text("exit code 0")
     context.close()
     assert any(url.endswith("/api/execute") for url in requests)
+
+
+def test_the_tests_panel_runs_cases_and_marks_each(server, page):
+    page.goto(server.url)
+    page.get_by_label("Language").select_option("c")
+    set_code(page, '#include <stdio.h>\nint main(void) { int n; scanf("%d", &n); printf("%d\\n", n * n); }\n')
+    add = page.get_by_role("button", name="Add test")
+    for given, expected in (("3", "9"), ("4", "16"), ("5", "24")):
+        add.click()
+        n = page.locator(".test").count()
+        page.get_by_label(f"Test {n} input").fill(given)
+        page.get_by_label(f"Test {n} expected output").fill(expected)
+    page.get_by_role("button", name="Test", exact=True).click()
+    expect(page.locator("#tests-summary")).to_have_text("2 of 3 passed")
+    rows = page.locator(".test")
+    expect(rows.nth(0)).to_have_attribute("data-state", "passed")
+    expect(rows.nth(1).locator(".test-status")).to_contain_text("passed")
+    expect(rows.nth(2)).to_have_attribute("data-state", "wrong_answer")
+    expect(rows.nth(2).locator(".test-diff")).to_have_text(
+        'First difference at line 1: expected "24", got "25"'
+    )
+    expect(output(page)).to_contain_text("2 of 3 tests passed")
+    expect(output(page).locator(".pg-badge-failed")).to_have_text("tests failed")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "test_tests_panel.png"))
+    # A case removed is gone from the next run; the cases are kept with a shared snippet.
+    page.get_by_role("button", name="Remove test 3").click()
+    page.get_by_role("button", name="Test", exact=True).click()
+    expect(page.locator("#tests-summary")).to_have_text("2 of 2 passed")
+    page.get_by_role("button", name="Share").click()
+    expect(page.get_by_label("Link")).to_have_value(re.compile(r"/s/\w{11}$"))
+    page.goto(page.get_by_label("Link").input_value())
+    expect(page.get_by_label("Test 2 input")).to_have_value("4")
+    expect(page.get_by_label("Test 2 expected output")).to_have_value("16")
+    assert page.locator(".test").count() == 2
+
+
+def test_a_compile_error_marks_every_case(server, page):
+    page.goto(server.url)
+    page.get_by_label("Language").select_option("c")
+    set_code(page, "int main(void) { return nope; }\n")
+    page.get_by_role("button", name="Add test").click()
+    page.get_by_role("button", name="Test", exact=True).click()
+    expect(page.locator(".test")).to_have_attribute("data-state", "compile_error")
+    expect(output(page).locator(".pg-compile.pg-stderr")).to_contain_text("nope")
+    expect(page.locator("#tests-summary")).to_have_text("0 of 1 passed")
+
+
+def test_the_embed_shows_a_snippets_cases_read_only_and_runs_them(server, page):
+    status, _, body = server.request(
+        "/api/snippets",
+        json.dumps(
+            {
+                "language": "python",
+                "code": "print(int(input()) + 1)",
+                "tests": [
+                    {"stdin": "1", "expectedOutput": "2"},
+                    {"name": "big", "stdin": "41", "expectedOutput": "42"},
+                ],
+            }
+        ).encode(),
+        {"Content-Type": "application/json"},
+    )
+    assert status in (200, 201)
+    page.goto(json.loads(body)["embedUrl"])
+    stdin = page.get_by_label("Test 1 input")
+    expect(stdin).to_have_value("1")
+    expect(stdin).not_to_be_editable()
+    expect(page.locator(".test-name").nth(1)).to_have_text("big")
+    assert page.get_by_role("button", name="Add test").count() == 0
+    page.get_by_role("button", name="Test", exact=True).click()
+    expect(page.locator("#tests-summary")).to_have_text("2 of 2 passed")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "test_embed_tests.png"))

@@ -30,6 +30,7 @@ def test_the_api_answers_as_its_openapi_document_says(tmp_path):
         "RUNNER_CLIENT_CONCURRENCY": "8",
         "RUNNER_TIMEOUT": "2000",
         "RUNNER_MAX_BATCH": "3",  # a generated batch of valid runs runs them all
+        "RUNNER_MAX_TESTS": "3",  # and so does a generated list of test cases
     }
     with Server(tmp_path, **env) as server:
         out = subprocess.run(

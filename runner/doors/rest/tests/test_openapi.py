@@ -60,10 +60,21 @@ def test_its_schemas_use_the_wire_field_names(client):
         "compileMemory",
         "compilerOptions",
         "runArgs",
+        "tests",
+        "compare",
+        "tolerance",
+        "stopOnFailure",
     }
     assert schemas["RunRequest"]["required"] == ["language", "code"]
+    assert set(schemas["TestCaseRequest"]["properties"]) == {
+        "name", "stdin", "args", "expectedOutput", "timeout", "memory",
+    }  # fmt: skip
+    assert "exitCode" in schemas["CaseResult"]["properties"]
+    assert "difference" in schemas["CaseResult"]["properties"]
     status = schemas["RunResult"]["properties"]["status"]
-    assert status["enum"] == ["ok", "error", "timeout", "memory", "output_limit", "killed", "compile_error"]
+    assert status["enum"] == [
+        "ok", "error", "timeout", "memory", "output_limit", "killed", "compile_error", "failed",
+    ]  # fmt: skip
     assert "createdAt" in schemas["ExecutionRecord"]["properties"]
 
 
