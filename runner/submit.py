@@ -53,11 +53,14 @@ def kill_all() -> int:
     return len(ACTIVE)
 
 
-async def submit(client: fairuse.Client, spec: RunSpec, *, interactive: bool = False) -> Submission:
+async def submit(
+    client: fairuse.Client, spec: RunSpec, *, interactive: bool = False, widen: bool = True
+) -> Submission:
     """Admit a run for this client (Refused: rate_limited or no_credits); drive it with the result.
 
     A run with test cases is a run per case and one for the compile, to the rate and the credits;
-    its cases run at once on as many of the client's places as are free (at least one)."""
+    its cases run at once on as many of the client's places as are free (at least one), unless
+    widen is False (a batch's runs share the client's places among themselves)."""
     runs = 1 if spec.tests is None else len(spec.tests.cases) + spec.compiles
     try:
         if not _accepting:
@@ -67,7 +70,7 @@ async def submit(client: fairuse.Client, spec: RunSpec, *, interactive: bool = F
     except Refused as e:
         metrics.REFUSALS.labels(e.code).inc()
         raise
-    if spec.tests is not None and not spec.tests.stop_on_failure:
+    if widen and spec.tests is not None and not spec.tests.stop_on_failure:
         try:
             await admitted.widen(min(len(spec.tests.cases), client.concurrency))
         except Refused:

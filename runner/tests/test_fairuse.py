@@ -292,3 +292,35 @@ async def test_websocket_rejects_an_unknown_key():
     await ws.connect()
     await ws.send_json_to({"type": "run", "language": "bash", "code": "echo hi"})
     assert await ws.receive_json_from(5) == {"type": "error", "error": "unknown or revoked API key"}
+
+
+def test_a_graded_run_takes_a_token_per_case_all_or_none(client, db, settings):
+    settings.RUNNER_RATE_LIMIT = "5/min"
+    graded = {"language": "bash", "code": "cat", "tests": [{"stdin": "1"}, {"stdin": "2"}, {"stdin": "3"}]}
+    first = execute(client, graded)
+    assert first.status_code == 200 and first["RateLimit-Remaining"] == "2"
+    refused = execute(client, graded)  # 3 runs, 2 tokens left: nothing is taken
+    assert refused.status_code == 429 and refused.json()["retryAfter"] >= 1
+    assert execute(client).status_code == 200  # the 2 tokens are still there
+    assert execute(client)["RateLimit-Remaining"] == "0"
+
+
+def test_a_graded_run_larger_than_the_rate_ever_allows_is_a_400(client, db, settings):
+    settings.RUNNER_RATE_LIMIT = "2/min"
+    response = execute(client, {"language": "bash", "code": "cat", "tests": [{}, {}, {}]})
+    assert response.status_code == 400
+    assert response.json()["field"] == "tests" and "3 runs" in response.json()["error"]
+
+
+def test_credits_are_charged_per_case_and_the_cases_not_run_given_back(client, db):
+    key, secret = ApiKey.issue("course", credits=6)
+    headers = {"HTTP_X_API_KEY": secret}
+    tests = [{"stdin": "1", "expectedOutput": "2"}, {"stdin": "3"}, {"stdin": "4"}]
+    body = {"language": "bash", "code": "cat", "tests": tests, "stopOnFailure": True}
+    result = execute(client, body, **headers).json()
+    assert [t["status"] for t in result["tests"]] == ["wrong_answer", "skipped", "skipped"]
+    key.refresh_from_db()
+    assert (key.credits, key.runs) == (5, 1)  # charged 3, the 2 skipped given back
+    assert execute(client, {**body, "tests": tests * 2}, **headers).status_code == 402  # 6 > 5
+    key.refresh_from_db()
+    assert key.credits == 5

@@ -6,6 +6,7 @@ import pytest
 
 from conftest import LIVE_CGROUP_PARENT, LIVE_UID_BASES, Server
 from runner.doors.ws.tests.test_channel_layer import redis_running
+from runner.rates import Rate
 
 pytestmark = pytest.mark.skipif(
     not redis_running(), reason="no Redis server on 127.0.0.1:6379: the shared-limit test needs a real one"
@@ -42,3 +43,28 @@ def test_each_process_alone_would_have_allowed_more(tmp_path):
     with Server(tmp_path / "a", **a_env) as a, Server(tmp_path / "b", **b_env) as b:
         statuses = [(a, b)[i % 2].execute({"language": "bash", "code": "true"})[0] for i in range(8)]
     assert statuses == [200] * 8
+
+
+def test_the_redis_bucket_takes_several_tokens_at_once_or_none(settings):
+    import redis
+
+    from runner.fairuse import take
+
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:6379/0",
+            "KEY_PREFIX": f"playground-test-{uuid.uuid4().hex}",
+        }
+    }
+    try:
+        redis.Redis().ping()
+    except redis.RedisError:
+        pytest.skip("no Redis on 127.0.0.1:6379")
+    rate = Rate(5, 60)
+    assert (take("graded", rate, 3).allowed, take("graded", rate, 3).allowed) == (True, False)
+    decision = take("graded", rate, 2)
+    assert decision.allowed and decision.remaining == 0
+    from django.core.cache import cache
+
+    assert redis.Redis().exists(cache.make_key("rate:graded"))  # the count is Redis's, not this process's
