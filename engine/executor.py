@@ -223,7 +223,9 @@ class Run:
                         yield Exited(self._compile_failed(compiled))
                         return
                     if self.spec.build_only:
-                        yield Exited(self._result(None, None, compiled))
+                        yield Exited(
+                            RunResult.without_run(self.id, self.spec.language, "ok", compile=compiled)
+                        )
                 else:
                     yield Exited(self._result(stage, outcome, compiled))
         finally:
@@ -296,11 +298,7 @@ class Run:
             stderr = f"{before}{e}\n"
             return compiled.model_copy(update={"stderr": stderr, "status": "error"})
 
-    def _result(
-        self, stage: Stage | None, outcome: Outcome | None, compiled: StageResult | None
-    ) -> RunResult:
-        if stage is None:  # a build only: no run stage
-            return self._compile_failed(compiled).model_copy(update={"status": "ok"})
+    def _result(self, stage: Stage, outcome: Outcome, compiled: StageResult | None) -> RunResult:
         run = stage.result(outcome)
         return RunResult(
             id=self.id,
@@ -321,19 +319,7 @@ class Run:
     def _compile_failed(self, compiled: StageResult) -> RunResult:
         """Nothing ran: the run's own fields are empty, and the status says why."""
         status = "killed" if compiled.status == "killed" else "compile_error"
-        return RunResult(
-            id=self.id,
-            language=self.spec.language,
-            exit_code=None,
-            stdout="",
-            stderr="",
-            duration=0,
-            timed_out=False,
-            truncated=False,
-            signal=None,
-            status=status,
-            compile=compiled,
-        )
+        return RunResult.without_run(self.id, self.spec.language, status, compile=compiled)
 
 
 _background: set[asyncio.Task] = set()

@@ -88,6 +88,13 @@ class Summary(BaseModel):
     skipped: int
     total: int
 
+    @classmethod
+    def of(cls, verdicts: list[str]) -> Summary:
+        passed, skipped = verdicts.count("passed"), verdicts.count("skipped")
+        return cls(
+            passed=passed, failed=len(verdicts) - passed - skipped, skipped=skipped, total=len(verdicts)
+        )
+
 
 class RunResult(BaseModel):
     """What every run answers: the run stage's fields, and the compile stage's when there is one."""
@@ -125,6 +132,15 @@ class RunResult(BaseModel):
         " first start to the last end, cpuTime their sum and peakMemory their most.",
     )
     summary: Summary | None = None
+
+    @classmethod
+    def without_run(cls, id: UUID, language: str, status: str, **fields) -> RunResult:
+        """A result whose program never ran (its compile failed, or it had test cases to run
+        instead): the run's own fields are empty."""
+        empty = dict(
+            exit_code=None, stdout="", stderr="", duration=0, timed_out=False, truncated=False, signal=None
+        )
+        return cls(id=id, language=language, status=status, **{**empty, **fields})
 
     def to_wire(self) -> dict:
         return self.model_dump(mode="json", by_alias=True)

@@ -202,24 +202,14 @@ class Suite:
 
     def _summed(self, cases: list[CaseResult], compiled: StageResult | None, status: str) -> RunResult:
         ran = [case for case in cases if case.cpu_time is not None]
-        passed = sum(case.status == "passed" for case in cases)
-        skipped = sum(case.status == "skipped" for case in cases)
-        return RunResult(
-            id=self.id,
-            language=self.spec.language,
-            exit_code=None,
-            stdout="",
-            stderr="",
+        return RunResult.without_run(
+            self.id,
+            self.spec.language,
+            status,
             duration=round((self._span[1] - self._span[0]) / 1_000_000) if self._span else 0,
-            timed_out=False,
-            truncated=False,
-            signal=None,
-            status=status,
             cpu_time=sum(case.cpu_time for case in ran) if ran else None,
             peak_memory=max((case.peak_memory or 0 for case in ran), default=None) if ran else None,
             compile=compiled,
             tests=cases,
-            summary=Summary(
-                passed=passed, failed=len(cases) - passed - skipped, skipped=skipped, total=len(cases)
-            ),
+            summary=Summary.of([case.status for case in cases]),
         )

@@ -118,7 +118,7 @@ class Execution(models.Model):
             peak_memory=self.peak_memory,
             compile=StageResult.model_validate(self.compile) if self.compile else None,
             tests=None if self.tests is None else [CaseResult.model_validate(case) for case in self.tests],
-            summary=None if self.tests is None else summary(self.tests),
+            summary=None if self.tests is None else Summary.of([case["status"] for case in self.tests]),
         )
 
     def to_dict(self) -> dict:
@@ -165,12 +165,6 @@ def _tests(result: RunResult, limit: int, cut: list[str]) -> list[dict] | None:
             data[name] = _stored(data[name], limit, f"tests[{case.index}].{name}", cut)
         stored.append(data)
     return stored
-
-
-def summary(tests: list[dict]) -> Summary:
-    passed = sum(case["status"] == "passed" for case in tests)
-    skipped = sum(case["status"] == "skipped" for case in tests)
-    return Summary(passed=passed, failed=len(tests) - passed - skipped, skipped=skipped, total=len(tests))
 
 
 def _stored(text: str, limit: int, name: str, cut: list[str]) -> str:
