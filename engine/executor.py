@@ -290,12 +290,7 @@ class Run:
             self.built = await self.handle.built()
             return compiled
         except NotBuilt as e:
-            before = (
-                compiled.stderr
-                if compiled.stderr.endswith("\n") or not compiled.stderr
-                else compiled.stderr + "\n"
-            )
-            stderr = f"{before}{e}\n"
+            stderr = compiled.stderr + ("\n" if compiled.stderr[-1:] not in ("", "\n") else "") + f"{e}\n"
             return compiled.model_copy(update={"stderr": stderr, "status": "error"})
 
     def _result(self, stage: Stage, outcome: Outcome, compiled: StageResult | None) -> RunResult:

@@ -78,6 +78,12 @@ class RunSpec:
         """It has a compile stage: a compiled language's, unless what it builds is given."""
         return self.compile_limits is not None and self.built is None
 
+    @property
+    def runs(self) -> int:
+        """How many runs it counts as to fair use: one, or with test cases one a case and one for
+        the compile."""
+        return 1 if self.tests is None else len(self.tests.cases) + self.compiles
+
     def to_json(self) -> dict:
         data = asdict(self)
         if self.built is not None:

@@ -50,11 +50,6 @@ class Suite:
         self._runs: set[Run] = set()
         self._span: list[int] = []  # (first start, last end) of the cases, by the server's clock
 
-    @property
-    def runs(self) -> int:
-        """How many runs it is charged as: each case, and the compile."""
-        return len(self.tests.cases) + self.spec.compiles
-
     async def write_stdin(self, data: bytes) -> bool:
         return False  # each case's input is its own
 

@@ -61,12 +61,11 @@ async def submit(
     A run with test cases is a run per case and one for the compile, to the rate and the credits;
     its cases run at once on as many of the client's places as are free (at least one), unless
     widen is False (a batch's runs share the client's places among themselves)."""
-    runs = 1 if spec.tests is None else len(spec.tests.cases) + spec.compiles
     try:
         if not _accepting:
             raise Refused("unavailable", "the server is stopping; try again shortly", retry_after=1,
                           headers={"Retry-After": "1"})  # fmt: skip
-        admitted = await fairuse.admit(client, runs)
+        admitted = await fairuse.admit(client, spec.runs)
     except Refused as e:
         metrics.REFUSALS.labels(e.code).inc()
         raise

@@ -76,8 +76,7 @@ def _describe_case(loc: list[str], kind: str, error: dict) -> Refused:
     field = loc[2] if len(loc) > 2 else ""
     if kind == "extra_forbidden":
         return Refused("invalid", f"{case}: unknown field '{field}'", field="tests")
-    words = {"string_type": "must be a string", "int_type": "must be an integer", "list_type": "must be a"
-             " list of strings"}.get(kind, error["msg"])  # fmt: skip
+    words = _TYPE_WORDS.get(kind, error["msg"])
     if kind in ("too_long", "string_too_long"):
         words = f"is too long (at most {error['ctx']['max_length']})"
     item = f" item {loc[3]}" if len(loc) > 3 else ""

@@ -126,7 +126,7 @@ class Sandbox:
             except seccomp.Unavailable as e:
                 raise SandboxError(str(e)) from e
             fds.append(filter_fd)
-            placed = {**self.spec.files, **{name: built.data for name, built in self.spec.built.items()}}
+            placed = {**self.spec.files, **{name: made.data for name, made in self.spec.built.items()}}
             file_fds = {name: memfd(name, data) for name, data in placed.items()}
             fds += file_fds.values()
             status_r, status_w = os.pipe2(os.O_CLOEXEC)

@@ -130,7 +130,7 @@ async def test_each_case_is_a_fresh_run_judged_and_answered_in_the_order_given()
     }  # fmt: skip
     assert [s.stdin for s in backend.started] == ["1", "2", "3"]
     assert result.cpu_time == 9 and result.peak_memory == 1000
-    assert suite.started == 3 and suite.runs == 3
+    assert suite.started == 3 and suite.spec.runs == 3
 
 
 async def test_all_passing_is_ok_and_a_failing_exit_is_an_error():
@@ -156,7 +156,7 @@ async def test_a_compiled_language_builds_once_and_each_case_gets_the_program():
     assert [e.data for e in events if isinstance(e, Output)] == ["warning: careful\n"]
     assert [e.result.status for e in events if isinstance(e, StageFinished)] == ["ok"]
     assert events[-1].result.status == "ok" and events[-1].result.compile.status == "ok"
-    assert suite.started == 3 and suite.runs == 3
+    assert suite.started == 3 and suite.spec.runs == 3
 
 
 @pytest.mark.parametrize("backend", [Backend(compile_fails=True), Backend(not_built=True)])
