@@ -117,10 +117,13 @@ export function attachTests({ base, list, addButton, runButton, summary, output,
     row.detail.hidden = row.detail.childElementCount === 0;
   }
 
+  // While the cases run, their list stays as sent: verdicts come back by each case's place.
   function showRunning(on) {
     runButton.textContent = on ? "Stop" : "Test";
     runButton.classList.toggle("pg-running", on);
     runButton.disabled = !on && rows.length === 0;
+    if (addButton) addButton.disabled = on;
+    for (const row of rows) if (row.remove) row.remove.disabled = on;
   }
 
   function run() {

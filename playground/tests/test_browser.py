@@ -417,3 +417,21 @@ def test_the_embed_shows_a_snippets_cases_read_only_and_runs_them(server, page):
     expect(page.locator("#tests-summary")).to_have_text("2 of 2 passed")
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "test_embed_tests.png"))
+
+
+def test_without_websockets_the_tests_panel_grades_in_one_request(server, browser):
+    context = browser.new_context()
+    context.add_init_script("delete window.WebSocket")
+    page = context.new_page()
+    page.goto(server.url)
+    set_code(page, "print(int(input()) * 3)")
+    page.get_by_role("button", name="Add test").click()
+    page.get_by_label("Test 1 input").fill("2")
+    page.get_by_label("Test 1 expected output").fill("6")
+    page.get_by_role("button", name="Add test").click()
+    page.get_by_label("Test 2 input").fill("x")
+    page.get_by_role("button", name="Test", exact=True).click()
+    expect(page.locator("#tests-summary")).to_have_text("1 of 2 passed")
+    expect(page.locator(".test").nth(1)).to_have_attribute("data-state", "error")
+    expect(page.locator(".test").nth(1).locator(".pg-stderr")).to_contain_text("ValueError")
+    context.close()

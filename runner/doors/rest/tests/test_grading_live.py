@@ -6,6 +6,7 @@ import json
 import pytest
 
 from conftest import LIVE_CGROUP_PARENT, LIVE_UID_BASES, Server
+from runner.doors.ws.tests.test_samples_live import wait_for_a_waiting_sandbox
 
 LIVE = {"RUNNER_UID_BASE": str(LIVE_UID_BASES[0]), "RUNNER_CGROUP_PARENT": LIVE_CGROUP_PARENT}
 DOUBLE_PY = "n = int(input())\nprint(n * 2)"
@@ -164,6 +165,42 @@ def test_a_compiled_language_compiles_once_and_each_case_runs_the_program(server
     assert body["compile"]["status"] == "ok" and body["compile"]["exitCode"] == 0
     # One sandbox for the compile and one for each case: no case compiled again.
     assert sandboxes_started(server) - before == 6
+
+
+def starts(server) -> dict:
+    return json.loads(server.request("/healthz")[2])["runs"]
+
+
+@pytest.mark.parametrize("language, code", [("c", DOUBLE_C), ("python", DOUBLE_PY)])
+def test_the_compile_or_a_case_takes_a_waiting_sandbox_as_any_run(server, language, code):
+    post(server, "/api/execute", {"language": language, "code": code, "stdin": "1"})  # the pools start
+    wait_for_a_waiting_sandbox(server, language)
+    before = starts(server)
+    body = grade(server, language, code, [{"stdin": "2", "expectedOutput": "4"}])
+    assert body["status"] == "ok", body
+    after = starts(server)
+    # C: the compile took the waiting sandbox and its case, which brings the program built,
+    # started cold. Python: the one case took it.
+    expected = {"warm": 1, "cold": 1} if language == "c" else {"warm": 1, "cold": 0}
+    assert {k: after[k] - before[k] for k in ("warm", "cold")} == expected
+
+
+def test_a_case_leaves_nothing_for_the_next(server):
+    # The first case starts a process meant to outlive it, and leaves a file and shared memory;
+    # the second, in a sandbox of its own, finds none of them: its processes are the sandbox's
+    # init and itself.
+    code = (
+        "import os, subprocess, sys\n"
+        "if sys.stdin.read() == 'first':\n"
+        "    subprocess.Popen(['sleep', '60'], start_new_session=True)\n"
+        "    open('mark', 'w').write('x'); open('/dev/shm/mark', 'w').write('x')\n"
+        "else:\n"
+        "    procs = [p for p in os.listdir('/proc') if p.isdigit()]\n"
+        "    print(os.path.exists('mark'), os.path.exists('/dev/shm/mark'), len(procs))"
+    )
+    body = grade(server, "python", code, [{"stdin": "first"}, {"stdin": "second", "expectedOutput": "False False 2"}],
+                 stopOnFailure=True)  # fmt: skip
+    assert [case["status"] for case in body["tests"]] == ["passed", "passed"], body["tests"]
 
 
 def test_the_built_program_is_read_only_in_each_case(server):
