@@ -80,4 +80,6 @@ class Snippet(models.Model):
             tests=self.tests,
             created_at=self.created_at,
         )
-        return record.model_dump(mode="json", by_alias=True)
+        data = record.model_dump(mode="json", by_alias=True)
+        data["tests"] = self.tests  # as given: a case's fields left out stay out
+        return data

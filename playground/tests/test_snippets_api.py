@@ -100,3 +100,20 @@ def test_a_wrong_method_is_405(client, db):
 def test_snippets_answer_any_origin(client, db):
     response = post(client, {"language": "python", "code": "1"})
     assert response["Access-Control-Allow-Origin"] == "*"
+
+
+def test_a_snippet_keeps_its_test_cases(client, db, settings):
+    settings.RUNNER_MAX_TESTS = 2
+    plain = post(client, {"language": "python", "code": "print(1)"}).json()["id"]
+    tests = [{"stdin": "1", "expectedOutput": "1"}, {"name": "two", "stdin": "2"}]
+    body = post(client, {"language": "python", "code": "print(1)", "tests": tests}).json()
+    assert body["id"] != plain  # the cases are part of the content
+    saved = client.get(f"/api/snippets/{body['id']}").json()
+    assert saved["tests"] == [
+        {"stdin": "1", "expectedOutput": "1"}, {"name": "two", "stdin": "2"},
+    ]  # fmt: skip
+    assert client.get(f"/api/snippets/{plain}").json()["tests"] == []
+    too_many = post(client, {"language": "python", "code": "1", "tests": tests + [{}]})
+    assert too_many.status_code == 400 and too_many.json()["field"] == "tests"
+    unknown = post(client, {"language": "python", "code": "1", "tests": [{"expected": "1"}]})
+    assert unknown.status_code == 400 and "unknown field 'expected'" in unknown.json()["error"]
