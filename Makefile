@@ -23,7 +23,7 @@ LANGUAGE_PACKAGES := $(shell RUNNER_LANGUAGES="$(RUNNER_LANGUAGES)" RUNNER_LIBRA
 
 .PHONY: install dev system browser run test lint check bench clean
 
-SCRIPTS := node-preload.cjs pool-loader.py pool-loader.cjs java-build.sh
+SCRIPTS := node-preload.cjs pool-loader.py pool-loader.cjs ts-service.cjs java-build.sh
 BINARIES := sandbox-launch sandbox-init pool-exec
 TOOLS := $(addprefix $(TOOLS_DIR)/,$(BINARIES)) $(TOOLS_DIR)/esbuild $(TOOLS_DIR)/esbuild-api.js $(addprefix $(TOOLS_DIR)/,$(SCRIPTS)) \
 	$(TOOLS_DIR)/matplotlib/.built

@@ -6,7 +6,7 @@ import os
 import pytest
 from django.core.cache import cache
 
-from sandbox import cgroups
+from sandbox import cgroups, service
 from sandbox.pool import POOL, POOL_UID_OFFSET, POOL_UIDS
 from sandbox.process import processes
 
@@ -192,7 +192,7 @@ def sandbox_leftovers() -> list[str]:
         parent = os.path.join(base, TEST_CGROUP_PARENT)
         if os.path.isdir(parent):
             # Expected: the groups of the waiting sandboxes, and the empty ones kept for reuse.
-            kept = POOL.idle_cgroups() | cgroups.spare_dirs()
+            kept = POOL.idle_cgroups() | cgroups.spare_dirs() | service.running_cgroups()
             found += [
                 f"cgroup {parent}/{d}"
                 for d in os.listdir(parent)
@@ -243,9 +243,10 @@ def nothing_left_behind():
 def live_leftovers(uid_base: int) -> list[str]:
     """What a live server (another process) left: run-slot processes, run cgroups, busy pooled ones.
 
-    Expected: waiting pre-warmed sandboxes, each a cgroup holding just bwrap,
-    sandbox-init, the loader, and for TypeScript esbuild's service, all on pool uids;
-    and the empty groups kept for reuse, up to cgroups.SPARE_GROUPS a server.
+    Expected: waiting pre-warmed sandboxes, each a cgroup holding just bwrap, sandbox-init and
+    the loader, on pool uids; a build service (TypeScript's: bwrap, sandbox-init, Node and
+    esbuild) on its own uid; and the empty groups kept for reuse, up to cgroups.SPARE_GROUPS a
+    server.
     """
     found = []
     slots = range(uid_base - 1, uid_base + 64)
@@ -255,7 +256,7 @@ def live_leftovers(uid_base: int) -> list[str]:
         uid
         for base in LIVE_UID_BASES
         for uid in range(base + POOL_UID_OFFSET, base + POOL_UID_OFFSET + POOL_UIDS)
-    }
+    } | {base + service.SERVICE_SLOT for base in LIVE_UID_BASES}  # (a shared build service's)
     for base in cgroups.support().mounts.values():
         parent = os.path.join(base, LIVE_CGROUP_PARENT)
         if not os.path.isdir(parent):

@@ -115,6 +115,16 @@ class RunStage(Stage):
     pool: Strings | None = None  # a pre-warmed sandbox's loader, which then becomes the run
 
 
+class BuildService(_Strict):
+    """A build step shared by every run of the language (TypeScript's esbuild): one long-lived
+    sandbox of its own (sandbox.service, engine.transpile) that turns a run's files into what the
+    run's sandbox then runs, so no run's sandbox starts the builder."""
+
+    argv: Strings = Field(min_length=1)  # the service's program, inside its sandbox
+    timeout: int = Field(10_000, ge=1)  # ms one build may take; past it, the run gets an error
+    memory: int = Field(512, ge=64)  # MiB of the service's sandbox
+
+
 class VersionProbe(_Strict):
     argv: Strings = Field(min_length=1)  # on the host; {tools} is the tools directory
     pattern: str
@@ -188,6 +198,7 @@ class Language(_Strict):
     # the path given (matplotlib's font list): (directory, path in the home).
     home: tuple[tuple[str, str], ...] = ()
     compile: CompileStage | None = None
+    build: BuildService | None = None
     run: RunStage
     version: VersionProbe
     example: str

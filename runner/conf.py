@@ -146,7 +146,9 @@ def backend() -> LocalBackend:
     engine = get().engine
     with _backend_lock:
         if _backend is None or _backend[0] is not engine:
-            _backend = (engine, LocalBackend(engine))
+            old, _backend = _backend, (engine, LocalBackend(engine))
+            if old is not None:
+                old[1].close()  # its build services: the new backend starts its own
         return _backend[1]
 
 

@@ -2,18 +2,17 @@
 // runner of every TypeScript run, cold ones included, so both take the same path:
 //
 //   node [flags] pool-loader.cjs wait main.js
-//   node [flags] pool-loader.cjs wait main.ts ESBUILD_API ESBUILD
-//   node [flags] pool-loader.cjs now main.ts ESBUILD_API ESBUILD [ARGS...]
+//   node [flags] pool-loader.cjs wait main.ts
+//   node [flags] pool-loader.cjs now main.ts [ARGS...]
 //
 // "wait" (a pooled sandbox): start what the run will need, then wait for one run on stdin
-// and become it. "now" (a cold TypeScript run): the files are in place; build and run.
+// and become it. "now" (a cold TypeScript run): the files are in place; run.
 //
-// TypeScript is bundled by esbuild's service (so extra .ts files can be imported), which a
-// waiting sandbox starts and exercises ahead of time, so the run only pays for its build.
-// The output runs as CommonJS when main.ts uses no module syntax, as plain JavaScript does
-// (languages/javascript.toml), and as an ES module when it does (import, export, top-level
-// await, import.meta), or when it assigns CommonJS exports, which esbuild's ES module
-// output wraps.
+// TypeScript comes built, by one esbuild every run shares (runtimes/ts-service.cjs), with its
+// files: the bundle runs as CommonJS when main.ts uses no module syntax, as plain JavaScript
+// does (languages/javascript.toml), and as an ES module when it does (import, export,
+// top-level await, import.meta), or when it assigns CommonJS exports, which esbuild's ES
+// module output wraps.
 //
 // The server writes one hand-over (sandbox/handover.py): an 8-byte big-endian
 // length, then that many bytes holding the files and the arguments; then the program's
@@ -71,68 +70,27 @@ function placeFiles(files) {
 // anywhere.
 const SAMPLE_RUN = "00000001000000092f6465762f6e756c6c000000000000000000000001000000047761726d";
 
-// `require` in both module kinds: CommonJS has its own, which this keeps; an ES module gets
-// one that resolves from the working directory, so CommonJS-style code runs there too.
-function requireBanner(main) {
-  const base = JSON.stringify(path.resolve(main));
-  return `var require = require ?? process.getBuiltinModule("module").createRequire(${base});`;
-}
-
-// The one build a run gets: main.ts bundled into one file, in memory, with its metafile.
-// The target is the Node that runs it, so that syntax this Node can't parse is lowered:
-// decorators, `accessor` fields and `using` declarations (Node 20 has none of them) run.
-function buildOptions(entry) {
-  return {
-    entryPoints: [entry],
-    bundle: true,
-    platform: "node",
-    target: `node${process.versions.node}`,
-    format: "esm",
-    sourcemap: "inline",
-    logLevel: "warning",
-    banner: { js: requireBanner(entry) },
-    outfile: ".main.js", // where the source map's paths are relative to
-    metafile: true,
-    write: false,
-  };
-}
-
-// Builds main.ts into the working directory; returns the file to run, or exits when the
-// build fails (esbuild has printed why, with main.ts lines).
-async function buildTypeScript(esbuild, main) {
-  let result;
-  try {
-    result = await esbuild.build(buildOptions(main));
-  } catch {
-    esbuild.stop();
-    process.exit(1);
+// A TypeScript run's files come built (engine/transpile.py: runtimes/ts-service.cjs): the
+// bundle is .main.mjs (an ES module) or .main.cjs, and .main.log holds what esbuild said, which
+// goes to stderr first, as esbuild itself would have printed it. No bundle: the build failed.
+async function builtTypeScript() {
+  if (fs.existsSync(".main.log")) {
+    process.stderr.write(fs.readFileSync(".main.log"));
+    fs.unlinkSync(".main.log");
   }
-  const kind = result.metafile.inputs[main]?.format; // "esm", "cjs", or none: a plain script
-  const output = kind ? ".main.mjs" : ".main.cjs";
-  fs.writeFileSync(output, result.outputFiles[0].contents);
-  // Stopped on the event loop's next turn, once the program has started (a CommonJS one has
-  // run its synchronous part): killing the service takes a moment.
-  setImmediate(() => esbuild.stop());
-  return output;
+  const entry = [".main.mjs", ".main.cjs"].find((name) => fs.existsSync(name));
+  if (!entry) process.exit(1);
+  return entry;
 }
 
 async function main() {
-  const [mode, main, api, binary] = process.argv.slice(2);
+  const [mode, main] = process.argv.slice(2);
   const typescript = main.endsWith(".ts");
-  let args = process.argv.slice(typescript ? 6 : 4); // a cold run's own arguments
-  let esbuild = null;
-  if (typescript) {
-    process.env.ESBUILD_BINARY_PATH = binary; // read once, when the API module loads
-    esbuild = require(api);
-  }
+  let args = process.argv.slice(4); // a cold run's own arguments
   if (mode === "wait") {
-    if (esbuild) {
-      // Start esbuild's service and put it through the run's kind of build: this file, read
-      // as TypeScript (esbuild's first build from a file costs more than later ones, and one
-      // from stdin does not count). Then load Node's ES module loader, and
-      // start libuv's thread pool (the first asynchronous file read starts its threads), so
-      // that the run pays for none of them.
-      await esbuild.build({ ...buildOptions(__filename), loader: { ".cjs": "ts" }, logLevel: "silent" });
+    if (typescript) {
+      // Load Node's ES module loader, and start libuv's thread pool (the first asynchronous
+      // file read starts its threads), so that the run pays for neither.
       await import("data:text/javascript,export default 1");
       await fs.promises.readFile(__filename);
     }
@@ -147,8 +105,7 @@ async function main() {
     placeFiles(run.files);
     args = run.args;
   }
-  delete process.env.ESBUILD_BINARY_PATH;
-  const entry = esbuild ? await buildTypeScript(esbuild, main) : main;
+  const entry = typescript ? await builtTypeScript() : main;
   process.argv = [process.argv[0], path.resolve(entry), ...args];
   // The program's module cache holds what a plain `node main.js` would: not this loader.
   delete require.cache[__filename];

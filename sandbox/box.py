@@ -197,6 +197,14 @@ class Sandbox:
             return
         self.stdin.fill(stdin)
 
+    def take_pipes(self) -> tuple[int, int]:
+        """The program's stdin (write end) and stdout (read end) as blocking fds, for a caller
+        that speaks with it directly (sandbox.service) instead of through attach(); the caller
+        closes them."""
+        into, self.stdin.fd = self.stdin.fd, None
+        out, self._out_fd = self._out_fd, None
+        return into, out
+
     async def write_stdin(self, data: bytes) -> bool:
         """Send bytes to the program; False once it no longer reads stdin."""
         return await self.stdin.write(data)

@@ -20,7 +20,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, replace
 
-from . import cgroups, handover, unfinished
+from . import cgroups, handover, service, unfinished
 from .box import Sandbox
 from .spec import RUN_CGROUP_PREFIX, BoxSpec, Host, SandboxError
 
@@ -233,7 +233,9 @@ def sweep(host: Host) -> None:
             continue
         for name in names:
             path = os.path.join(parent, name)
-            if not name.startswith((CGROUP_PREFIX, RUN_CGROUP_PREFIX)) or cgroups.made_here(path):
+            if not name.startswith(
+                (CGROUP_PREFIX, RUN_CGROUP_PREFIX, service.CGROUP_PREFIX)
+            ) or cgroups.made_here(path):
                 continue
             alive = cgroups.maker_alive(name)
             if alive:

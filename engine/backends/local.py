@@ -22,6 +22,7 @@ from ..backend import Chunk, StageExit
 from ..config import EngineConfig
 from ..errors import Busy, Unavailable
 from ..spec import RunSpec
+from ..transpile import Builder
 
 READ_CHUNK = 65536
 POOL_EXEC = "/opt/pool-exec"  # inside the sandbox: a compiled language's waiting stages
@@ -118,6 +119,12 @@ class LocalBackend:
             size=config.pool_size,
             host=config.host,
         )
+        # Languages whose runs are built by a shared service (TypeScript's esbuild).
+        self.builders = {
+            lang.name: Builder(lang, config, box_spec(lang, config, list(lang.build.argv)))
+            for lang in languages.served(config.languages)
+            if lang.build and not languages.unavailable(lang.name, config.host.tools_dir)
+        }
 
     def _template(self, lang: languages.Language) -> BoxSpec:
         """The sandbox that waits for one of this language's runs."""
@@ -129,6 +136,11 @@ class LocalBackend:
             lang, self.config, [POOL_EXEC], limits=defaults, compile=[POOL_EXEC, "--null-stdin"],
             compile_limits=lang.compile.limits(defaults), compile_stdin=True,
         )  # fmt: skip
+
+    def close(self) -> None:
+        """Stop the build services (the pool drains by itself at exit)."""
+        for builder in self.builders.values():
+            builder.close()
 
     def sweep(self) -> None:
         """Remove what a server before this one left (at start: see sandbox.pool.sweep)."""
@@ -147,9 +159,12 @@ class LocalBackend:
         slot = await self.slots.acquire()
         try:
             stdin = None if interactive else spec.stdin.encode()
-            box = await self._warm(lang, spec, stdin)
+            files = spec.sources(lang.filename)
+            if lang.name in self.builders:
+                files = await asyncio.to_thread(self.builders[lang.name].files, files)
+            box = await self._warm(lang, spec, files, stdin)
             warm = box is not None
-            box = box or await self._cold(lang, spec, slot, stdin)
+            box = box or await self._cold(lang, spec, files, slot, stdin)
         except BaseException:
             self.slots.release(slot)
             raise
@@ -157,15 +172,18 @@ class LocalBackend:
         build = lang.compile.built if spec.build_only else None
         return LocalHandle(box, lambda: self.slots.release(slot), warm, build)
 
-    async def _cold(self, lang, spec: RunSpec, slot: int, stdin: bytes | None) -> Sandbox:
-        files = spec.sources(lang.filename)
+    async def _cold(
+        self, lang, spec: RunSpec, files: dict[str, bytes], slot: int, stdin: bytes | None
+    ) -> Sandbox:
         argv = lang.argv(list(spec.args), spec.run_options, spec.limits.memory_mib)
         fields = dict(files=files, limits=spec.limits, slot=slot, built=spec.built or {})
         if spec.compiles:
             fields.update(compile=_compile_argv(lang, spec, files), compile_limits=spec.compile_limits)
         return await Sandbox.start(box_spec(lang, self.config, argv, **fields), self.config.host, stdin)
 
-    async def _warm(self, lang, spec: RunSpec, stdin: bytes | None) -> Sandbox | None:
+    async def _warm(
+        self, lang, spec: RunSpec, files: dict[str, bytes], stdin: bytes | None
+    ) -> Sandbox | None:
         """Hand the run to a pre-warmed sandbox, if its language's pool has one."""
         POOL.ensure(self.pool)  # with size 0 too: it also sweeps what a crashed server left
         if not self.pool.size or (spec.run_options and lang.run.pool) or spec.built is not None:
@@ -175,7 +193,6 @@ class LocalBackend:
         box = POOL.take(lang.name, self.pool)
         if box is None:
             return None
-        files = spec.sources(lang.filename)
         try:
             box.set_limits(spec.limits, spec.compile_limits)
             if lang.compile:
