@@ -113,6 +113,9 @@ class CompileStage(Stage):
 
 class RunStage(Stage):
     pool: Strings | None = None  # a pre-warmed sandbox's loader, which then becomes the run
+    # Or: its runs take another language's waiting sandboxes (TypeScript, built before its run,
+    # runs in JavaScript's: the loader tells the two apart by the built files it is handed).
+    pool_of: str | None = None
 
 
 class BuildService(_Strict):
@@ -121,6 +124,7 @@ class BuildService(_Strict):
     run's sandbox then runs, so no run's sandbox starts the builder."""
 
     argv: Strings = Field(min_length=1)  # the service's program, inside its sandbox
+    tools: tuple[tuple[str, str], ...] = ()  # its tools, as the language's (the runs don't get them)
     timeout: int = Field(10_000, ge=1)  # ms one build may take; past it, the run gets an error
     memory: int = Field(512, ge=64)  # MiB of the service's sandbox
 
@@ -209,7 +213,12 @@ class Language(_Strict):
     @property
     def pooled(self) -> bool:
         """Whether its runs may take a pre-warmed sandbox."""
-        return bool(self.run.pool or (self.compile and self.compile.pool))
+        return bool(self.run.pool or self.run.pool_of or (self.compile and self.compile.pool))
+
+    @property
+    def pool_name(self) -> str:
+        """The pool its runs take a waiting sandbox from."""
+        return self.run.pool_of or self.name
 
     def argv(self, args: list[str], options: tuple[str, ...] = (), memory_mib: int = 0) -> list[str]:
         return [*self.run.expand(options, memory_mib), *args]
@@ -217,8 +226,10 @@ class Language(_Strict):
     def home_files(self, tools_dir: str) -> dict[str, bytes]:
         return _home_files(self.name, tools_dir)
 
-    def binds(self, tools_dir: str) -> tuple[tuple[str, str], ...]:
-        tools = tuple((os.path.join(tools_dir, name), inside) for name, inside in self.tools)
+    def binds(self, tools_dir: str, build: bool = False) -> tuple[tuple[str, str], ...]:
+        """Its tools (its build service's, with build) and host paths, as (host path, path inside)."""
+        given = self.build.tools if build else self.tools
+        tools = tuple((os.path.join(tools_dir, name), inside) for name, inside in given)
         return tools + tuple((path, path) for path in self.host_paths)
 
 
@@ -259,6 +270,12 @@ def load(directory: Path = DIRECTORY) -> tuple[Language, ...]:
         if path.stem != lang.name:
             raise RegistryError(f"{where}: field 'name': {lang.name!r} must be the file's name")
         found.append(lang)
+    by_name = {lang.name: lang for lang in found}
+    for lang in found:
+        if lang.run.pool_of and not (lang.run.pool_of in by_name and by_name[lang.run.pool_of].run.pool):
+            raise RegistryError(
+                f"{lang.name}: field 'run.pool_of': {lang.run.pool_of!r} has no waiting sandboxes"
+            )
     names = [n for lang in found for n in (lang.name, *lang.aliases)]
     for n in names:
         if names.count(n) > 1:
@@ -391,6 +408,11 @@ def table() -> str:
         )
     for lang in LANGUAGES:
         rows += ["", f"### {lang.title}", "", f"- Runs as: `{' '.join(lang.run.argv)}`"]
+        if lang.build:
+            b = lang.build
+            rows.append(
+                f"- Built by one service all its runs share: `{' '.join(b.argv)}` ({b.timeout} ms a build, {b.memory} MiB)"
+            )
         if lang.compile:
             c = lang.compile
             rows.append(f"- Compiles with: `{' '.join(c.argv)}`")

@@ -2,11 +2,11 @@
 // runner of every TypeScript run, cold ones included, so both take the same path:
 //
 //   node [flags] pool-loader.cjs wait main.js
-//   node [flags] pool-loader.cjs wait main.ts
 //   node [flags] pool-loader.cjs now main.ts [ARGS...]
 //
 // "wait" (a pooled sandbox): start what the run will need, then wait for one run on stdin
-// and become it. "now" (a cold TypeScript run): the files are in place; run.
+// and become it: a JavaScript run, or a TypeScript one, which comes built. "now" (a cold
+// TypeScript run): the files are in place; run.
 //
 // TypeScript comes built, by one esbuild every run shares (runtimes/ts-service.cjs), with its
 // files: the bundle runs as CommonJS when main.ts uses no module syntax, as plain JavaScript
@@ -74,6 +74,7 @@ const SAMPLE_RUN = "00000001000000092f6465762f6e756c6c00000000000000000000000100
 // bundle is .main.mjs (an ES module) or .main.cjs, and .main.log holds what esbuild said, which
 // goes to stderr first, as esbuild itself would have printed it. No bundle: the build failed.
 async function builtTypeScript() {
+  process.setSourceMapsEnabled(true); // errors point at main.ts lines
   if (fs.existsSync(".main.log")) {
     process.stderr.write(fs.readFileSync(".main.log"));
     fs.unlinkSync(".main.log");
@@ -85,15 +86,13 @@ async function builtTypeScript() {
 
 async function main() {
   const [mode, main] = process.argv.slice(2);
-  const typescript = main.endsWith(".ts");
+  let typescript = main.endsWith(".ts");
   let args = process.argv.slice(4); // a cold run's own arguments
   if (mode === "wait") {
-    if (typescript) {
-      // Load Node's ES module loader, and start libuv's thread pool (the first asynchronous
-      // file read starts its threads), so that the run pays for neither.
-      await import("data:text/javascript,export default 1");
-      await fs.promises.readFile(__filename);
-    }
+    // Load Node's ES module loader, and start libuv's thread pool (the first asynchronous
+    // file read starts its threads), so that the run pays for neither.
+    await import("data:text/javascript,export default 1");
+    await fs.promises.readFile(__filename);
     // A process's first console.log compiles Node's formatting and console code, about a
     // millisecond of a one-line program's run: a console writing nowhere pays for it here.
     const { Writable } = require("stream");
@@ -104,6 +103,9 @@ async function main() {
     const run = parseRun(readExact(Number(readExact(8).readBigUInt64BE())));
     placeFiles(run.files);
     args = run.args;
+    // A TypeScript run, in one of JavaScript's waiting sandboxes: it comes with its build
+    // (a request's own files never start with a dot).
+    typescript = run.files.some(([name]) => name.startsWith(".main."));
   }
   const entry = typescript ? await builtTypeScript() : main;
   process.argv = [process.argv[0], path.resolve(entry), ...args];

@@ -98,9 +98,12 @@ function options() {
   };
 }
 
+// What esbuild would have printed at logLevel "warning": each a round trip to its process, so
+// only when there is something to say.
 async function log(warnings, errors) {
-  const text = await esbuild.formatMessages(warnings, { kind: "warning", color: false });
-  return text.concat(await esbuild.formatMessages(errors, { kind: "error", color: false })).join("");
+  const format = (messages, kind) =>
+    messages.length ? esbuild.formatMessages(messages, { kind, color: false }) : [];
+  return [...(await format(warnings, "warning")), ...(await format(errors, "error"))].join("");
 }
 
 async function build() {

@@ -96,34 +96,41 @@ class Slots:
             fut.set_result(slot)
 
 
-def box_spec(lang: languages.Language, config: EngineConfig, argv: list[str], **fields) -> BoxSpec:
-    """A sandbox of this language: its environment, its tools, and its libraries or not."""
+def box_spec(
+    lang: languages.Language, config: EngineConfig, argv: list[str], build: bool = False, **fields
+) -> BoxSpec:
+    """A sandbox of this language (of its build service, with build): its environment, its tools,
+    and its libraries or not."""
     tools_dir = config.host.tools_dir
     if config.libraries:
         fields["files"] = {**fields.get("files", {}), **lang.home_files(tools_dir)}
     elif lang.libraries:
         fields["hide"] = lang.libraries.hide
-    return BoxSpec(argv=argv, env=dict(lang.env), binds=lang.binds(tools_dir), **fields)
+    return BoxSpec(argv=argv, env=dict(lang.env), binds=lang.binds(tools_dir, build), **fields)
 
 
 class LocalBackend:
     def __init__(self, config: EngineConfig):
         self.config = config
         self.slots = Slots(config.concurrency, config.queue_size, config.queue_wait_seconds)
+        runnable = [
+            lang
+            for lang in languages.served(config.languages)
+            if not languages.unavailable(lang.name, config.host.tools_dir)
+        ]
+        # A pool per language whose runs take waiting sandboxes, under the name of the language
+        # whose sandboxes they are (TypeScript's runs take JavaScript's, served or not).
+        pools = dict.fromkeys(lang.pool_name for lang in runnable if lang.pooled)
         self.pool = PoolConfig(
-            templates=tuple(
-                (lang.name, self._template(lang))
-                for lang in languages.served(config.languages)
-                if lang.pooled and not languages.unavailable(lang.name, config.host.tools_dir)
-            ),
+            templates=tuple((name, self._template(languages.get(name))) for name in pools),
             size=config.pool_size,
             host=config.host,
         )
         # Languages whose runs are built by a shared service (TypeScript's esbuild).
         self.builders = {
-            lang.name: Builder(lang, config, box_spec(lang, config, list(lang.build.argv)))
-            for lang in languages.served(config.languages)
-            if lang.build and not languages.unavailable(lang.name, config.host.tools_dir)
+            lang.name: Builder(lang, config, box_spec(lang, config, list(lang.build.argv), build=True))
+            for lang in runnable
+            if lang.build
         }
 
     def _template(self, lang: languages.Language) -> BoxSpec:
@@ -186,11 +193,11 @@ class LocalBackend:
     ) -> Sandbox | None:
         """Hand the run to a pre-warmed sandbox, if its language's pool has one."""
         POOL.ensure(self.pool)  # with size 0 too: it also sweeps what a crashed server left
-        if not self.pool.size or (spec.run_options and lang.run.pool) or spec.built is not None:
+        if not self.pool.size or (spec.run_options and not lang.compile) or spec.built is not None:
             # (A waiting interpreter has started with its own flags; a compiled language's waits
             # to compile, and a test case's run brings its program built.)
             return None
-        box = POOL.take(lang.name, self.pool)
+        box = POOL.take(lang.pool_name, self.pool)
         if box is None:
             return None
         try:

@@ -25,7 +25,7 @@ TS = languages.get("typescript")
 
 @pytest.fixture
 def builder():
-    built = Builder(TS, CONFIG, box_spec(TS, CONFIG, list(TS.build.argv)))
+    built = Builder(TS, CONFIG, box_spec(TS, CONFIG, list(TS.build.argv), build=True))
     yield built
     built.close()
 

@@ -56,7 +56,7 @@ def test_every_sample_streams_as_its_file_says(server, name, sample):
         pytest.skip("RUNNER_LIBRARIES is off")
     warm = server.start == "warm" and languages.get(name).pooled
     if warm:
-        wait_for_a_waiting_sandbox(server, name)
+        wait_for_a_waiting_sandbox(server, languages.get(name).pool_name)
     before = starts(server)
     message = {"type": "run", "language": name, "code": sample.code, "stdin": sample.stdin}
     message.update(args=list(sample.args), files=dict(sample.files))
