@@ -45,9 +45,14 @@ class PoolConfig:
     templates: tuple[tuple[str, BoxSpec], ...]  # (name, the waiting sandbox's spec; its slot is the pool's)
     size: int  # sandboxes per name; 0: none, and every run starts cold
     host: Host
+    # Names whose sandboxes serve the runs of several languages hold that many times `size`.
+    shares: tuple[tuple[str, int], ...] = ()
 
     def names(self) -> list[str]:
         return [name for name, _ in self.templates]
+
+    def size_of(self, name: str) -> int:
+        return self.size * dict(self.shares).get(name, 1)
 
     def template(self, name: str) -> BoxSpec:
         return dict(self.templates)[name]
@@ -136,7 +141,7 @@ class Pool:
         while time.monotonic() < deadline:
             with self._lock:
                 config = self._config
-                full = config is None or all(len(b) >= config.size for b in self._boxes.values())
+                full = config is None or all(len(b) >= config.size_of(n) for n, b in self._boxes.items())
                 if full and not self._launching:
                     return True
             time.sleep(0.01)
@@ -159,7 +164,7 @@ class Pool:
                 wanted = [
                     name
                     for name in (config.names() if config else ())
-                    if len(self._boxes[name]) < config.size
+                    if len(self._boxes[name]) < config.size_of(name)
                 ]
                 if not wanted:
                     self._wake.wait(IDLE_CHECK_SECONDS)

@@ -120,11 +120,12 @@ class LocalBackend:
         ]
         # A pool per language whose runs take waiting sandboxes, under the name of the language
         # whose sandboxes they are (TypeScript's runs take JavaScript's, served or not).
-        pools = dict.fromkeys(lang.pool_name for lang in runnable if lang.pooled)
+        pools = collections.Counter(lang.pool_name for lang in runnable if lang.pooled)
         self.pool = PoolConfig(
             templates=tuple((name, self._template(languages.get(name))) for name in pools),
             size=config.pool_size,
             host=config.host,
+            shares=tuple(pools.items()),  # JavaScript's serves TypeScript's runs too: twice as many
         )
         # Languages whose runs are built by a shared service (TypeScript's esbuild).
         self.builders = {
