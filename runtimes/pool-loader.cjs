@@ -114,4 +114,6 @@ async function main() {
   require("module").runMain();
 }
 
-main();
+// Run as a loader; required (by runtimes/ts-service.cjs), it lends its hand-over reading.
+if (require.main === module) main();
+else module.exports = { readExact, parseRun };

@@ -5,7 +5,7 @@
 // (/tmp, where the run will find them too, so paths in the output are the run's), and the
 // directory is emptied again once the answer is written.
 //
-//   node ts-service.cjs ESBUILD_API ESBUILD
+//   node ts-service.cjs ESBUILD_API ESBUILD POOL_LOADER
 //
 // A request is a hand-over (sandbox/handover.py): an 8-byte big-endian length, then the files
 // and (unused) arguments. The answer is an 8-byte big-endian length, then JSON:
@@ -16,43 +16,11 @@
 const fs = require("fs");
 const path = require("path");
 
-const [api, binary] = process.argv.slice(2);
+const [api, binary, loader] = process.argv.slice(2);
 process.env.ESBUILD_BINARY_PATH = binary;
 const esbuild = require(api);
+const { readExact, parseRun } = require(loader); // the hand-over, read as the pool's loaders read it
 const WORKDIR = "/tmp";
-
-function readExact(n) {
-  const buffer = Buffer.alloc(n);
-  let offset = 0;
-  while (offset < n) {
-    let got;
-    try {
-      got = fs.readSync(0, buffer, offset, n - offset, null);
-    } catch (e) {
-      if (e.code === "EAGAIN") continue;
-      throw e;
-    }
-    if (got === 0) process.exit(0);
-    offset += got;
-  }
-  return buffer;
-}
-
-function parseFiles(data) {
-  let at = 0;
-  const number = (width) => {
-    at += width;
-    return width === 4 ? data.readUInt32BE(at - 4) : Number(data.readBigUInt64BE(at - 8));
-  };
-  const chunk = (width) => {
-    const size = number(width);
-    at += size;
-    return data.subarray(at - size, at);
-  };
-  const files = [];
-  for (let count = number(4); count > 0; count--) files.push([chunk(4).toString("utf8"), chunk(8)]);
-  return files;
-}
 
 function empty() {
   for (const name of fs.readdirSync(WORKDIR)) fs.rmSync(path.join(WORKDIR, name), { recursive: true, force: true });
@@ -127,7 +95,7 @@ async function serve() {
   await build();
   empty();
   for (;;) {
-    const files = parseFiles(readExact(Number(readExact(8).readBigUInt64BE())));
+    const { files } = parseRun(readExact(Number(readExact(8).readBigUInt64BE())));
     let answer;
     try {
       place(files);

@@ -18,7 +18,7 @@ import os
 import signal as signals
 import time
 
-from . import built, cgroups, seccomp, teardown, unfinished
+from . import cgroups, seccomp, teardown, unfinished
 from .argv import CompileFds, bwrap_argv, launcher_argv, open_tools
 from .process import (
     Child,
@@ -26,7 +26,6 @@ from .process import (
     kill_pid,
     memfd,
     pipe,
-    processes,
     read_available,
     reader,
     reap_orphans,
@@ -241,7 +240,7 @@ class Sandbox:
 
     def end_compile(self, go: bool = True) -> Outcome:
         """The compile stage's outcome, once it has exited; if it succeeded, go on to the run
-        (unless go is False: what it built is then taken out with take_built()).
+        (unless go is False: what it built is then taken out with sandbox.built.take_from()).
 
         Before the run starts, the cgroup gets the run's own limits (its memory and process
         count, lower than the compile's) and the accounting starts again, so that the run's
@@ -269,19 +268,6 @@ class Sandbox:
         finally:
             os.close(go)
         return outcome
-
-    def take_built(self, paths: tuple[str, ...], max_bytes: int) -> dict[str, built.Artifact]:
-        """What the compile built, at these paths of the working directory, once the compile has
-        ended (end_compile(go=False)): built.NotBuilt if it is missing or refused."""
-        outer = self.process.pid
-        candidates = self.cgroup.pids() if self.cgroup else [pid for pid, _ in processes()]
-        pid = built.init_pid(outer, candidates)
-        if pid is None or self.killed:
-            raise SandboxError("the sandbox ended before what it built could be taken out")
-        try:
-            return built.take(pid, outer, paths, max_bytes)
-        except OSError as e:
-            raise SandboxError(f"cannot take out what the compile built: {e}") from e
 
     def setup_errors(self) -> str:
         """What bwrap or sandbox-init said on failing to set the sandbox up (never the program's output)."""

@@ -19,7 +19,8 @@ import signal
 import stat
 from dataclasses import dataclass
 
-from .spec import WORKDIR
+from .process import processes
+from .spec import WORKDIR, SandboxError
 
 MAX_FILES = 4096
 MAX_DEPTH = 16
@@ -37,6 +38,20 @@ class Artifact:
 class NotBuilt(Exception):
     """The compile did not leave what the language's file says it builds, or left something
     that is refused (a link, a FIFO, too much): the user's doing, never the sandbox's."""
+
+
+def take_from(box, paths: tuple[str, ...], max_bytes: int) -> dict[str, Artifact]:
+    """What a Sandbox's compile built, at these paths of its working directory, once the compile
+    has ended (Sandbox.end_compile(go=False)): NotBuilt if it is missing or refused."""
+    outer = box.process.pid
+    candidates = box.cgroup.pids() if box.cgroup else [pid for pid, _ in processes()]
+    pid = init_pid(outer, candidates)
+    if pid is None or box.killed:
+        raise SandboxError("the sandbox ended before what it built could be taken out")
+    try:
+        return take(pid, outer, paths, max_bytes)
+    except OSError as e:
+        raise SandboxError(f"cannot take out what the compile built: {e}") from e
 
 
 def init_pid(outer: int, candidates: list[int]) -> int | None:

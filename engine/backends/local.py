@@ -12,7 +12,7 @@ import collections
 import threading
 from collections import deque
 
-from sandbox import BoxSpec, Outcome, Sandbox, SandboxError, probe
+from sandbox import BoxSpec, Outcome, Sandbox, SandboxError, built, probe
 from sandbox.built import Artifact, NotBuilt
 from sandbox.pool import POOL, PoolConfig, hand_over, sweep
 from sandbox.process import PipeReader
@@ -277,7 +277,7 @@ class LocalHandle:
             return
         limit = self.box.spec.limits.tmpfs_mib << 20
         try:
-            self._built = await asyncio.to_thread(self.box.take_built, self._build, limit)
+            self._built = await asyncio.to_thread(built.take_from, self.box, self._build, limit)
         except (NotBuilt, SandboxError) as e:
             self._built = e  # raised to the executor by built()
 

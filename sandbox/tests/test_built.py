@@ -5,7 +5,7 @@ import pytest
 
 import sandbox
 from conftest import TEST_UID_BASE
-from sandbox.built import Artifact, NotBuilt
+from sandbox.built import Artifact, NotBuilt, take_from
 
 
 async def built_by(script: str, paths: tuple[str, ...], max_bytes: int = 1 << 20) -> dict[str, Artifact]:
@@ -21,7 +21,7 @@ async def built_by(script: str, paths: tuple[str, ...], max_bytes: int = 1 << 20
     try:
         await box.finished("compile")
         assert not box.end_compile(go=False).failed
-        return box.take_built(paths, max_bytes)
+        return take_from(box, paths, max_bytes)
     finally:
         assert box.exit_status() is None  # the run stage never started
         await box.destroy()
