@@ -39,12 +39,15 @@ class Builder:
         for attempt in (1, 2):  # a service that died since its last build is replaced once
             try:
                 answer = json.loads(self.service.call(files, self.timeout))
+                if not isinstance(answer, dict):
+                    raise ValueError("not a JSON object")
                 break
             except ServiceError as e:
-                if attempt == 2 or "in time" in str(e):
+                if attempt == 2 or e.timed_out:  # (a build that hangs would hang again)
                     why = f"the {self.lang.title} build did not finish: {e}"
                     return {**files, ".main.log": f"{why}\n".encode()}
-            except (ValueError, TypeError) as e:
+            except ValueError as e:
+                self.service.close()  # the next build gets a fresh one
                 raise SandboxError(f"the {self.lang.title} build service answered wrongly: {e}") from e
         built = dict(files)
         if answer.get("log"):

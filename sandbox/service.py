@@ -44,7 +44,11 @@ def running_cgroups() -> set[str]:
 
 
 class ServiceError(Exception):
-    """The service did not answer in time, or answered wrongly (it is then replaced)."""
+    """The service did not answer in time (timed_out), or answered wrongly (it is then replaced)."""
+
+    def __init__(self, message: str, timed_out: bool = False):
+        super().__init__(message)
+        self.timed_out = timed_out
 
 
 class Service:
@@ -67,7 +71,7 @@ class Service:
             except (OSError, ServiceError) as e:
                 log.warning("the %s service failed (%s); it is replaced", self.name, e)
                 self._stop()
-                raise ServiceError(str(e)) from None
+                raise ServiceError(str(e), getattr(e, "timed_out", False)) from None
 
     def running(self) -> bool:
         return self._box is not None
@@ -87,6 +91,7 @@ class Service:
         box = Sandbox.launch(self.spec, self.host)
         self._box = box
         self._fds = box.take_pipes()
+        os.set_blocking(self._fds[0], False)  # a write takes what fits, so the deadline holds
         with _running_lock:
             RUNNING.add(self)
 
@@ -108,7 +113,10 @@ class Service:
         view = memoryview(request)
         while view:
             self._wait(into, select.POLLOUT, deadline)
-            view = view[os.write(into, view) :]
+            try:
+                view = view[os.write(into, view) :]
+            except BlockingIOError:
+                pass
         size = int.from_bytes(self._read(out, 8, deadline), "big")
         if size > MAX_ANSWER_BYTES:
             raise ServiceError(f"an answer of {size} bytes")
@@ -131,4 +139,4 @@ class Service:
         poller.register(fd, event)
         left = deadline - time.monotonic()
         if left <= 0 or not poller.poll(left * 1000):
-            raise ServiceError("no answer in time")
+            raise ServiceError("no answer in time", timed_out=True)

@@ -97,6 +97,16 @@ def test_a_service_that_does_not_answer_in_time_is_replaced():
         service.close()
 
 
+def test_a_service_that_does_not_read_its_request_does_not_hold_the_caller():
+    service = service_of("sleep 100")  # never reads: a 4 MiB request fills the pipe
+    try:
+        with pytest.raises(ServiceError) as failed:
+            service.call({"big": b"x" * (4 << 20)}, timeout=0.5)
+        assert failed.value.timed_out and not service.running()
+    finally:
+        service.close()
+
+
 def test_a_service_that_exits_is_replaced_and_the_next_call_gets_a_fresh_one():
     # It reads one request (16 bytes: no files, no arguments), answers "{}", and exits.
     service = service_of("head -c 16 >/dev/null; printf '\\0\\0\\0\\0\\0\\0\\0\\002{}'")
