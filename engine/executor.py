@@ -113,6 +113,11 @@ class Run:
         self._waiting: asyncio.Future | None = None  # the supervisor's wait for the next event
 
     @property
+    def started(self) -> int:
+        """How many sandboxes it started: 1 once the backend gave it one, else 0."""
+        return int(self.handle is not None)
+
+    @property
     def warm(self) -> bool:
         return bool(self.handle and self.handle.warm)
 

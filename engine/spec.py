@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass, field
 from sandbox import Limits
 from sandbox.built import Artifact
 
+from .grading import DEFAULT_TOLERANCE
+
 
 @dataclass(frozen=True)
 class TestCase:
@@ -30,7 +32,7 @@ class Tests:
 
     cases: tuple[TestCase, ...]
     compare: str = "lines"
-    tolerance: float = 1e-6
+    tolerance: float = DEFAULT_TOLERANCE
     stop_on_failure: bool = False
 
     @classmethod
@@ -45,7 +47,7 @@ class Tests:
             )
             for c in data["cases"]
         )
-        return cls(cases, data.get("compare", "lines"), data.get("tolerance", 1e-6),
+        return cls(cases, data.get("compare", "lines"), data.get("tolerance", DEFAULT_TOLERANCE),
                    bool(data.get("stop_on_failure", False)))  # fmt: skip
 
 

@@ -5,7 +5,6 @@ from django.http import JsonResponse
 
 from runner import conf, validation
 from runner.doors.rest.decorators import api, error
-from runner.errors import Refused
 from runner.wire import SnippetLinks, SnippetRecord, SnippetRequest
 
 from .models import Snippet
@@ -15,10 +14,7 @@ def _save(req: SnippetRequest) -> tuple[Snippet, bool]:
     lang = validation.check_language(req.language, runnable=False)
     config = conf.get()
     validation.check_code_size(len(req.code.encode()), config)
-    if len(req.tests) > config.max_tests:
-        raise Refused(
-            "invalid", f"field 'tests' has {len(req.tests)} cases; at most {config.max_tests}", field="tests"
-        )
+    validation.check_tests_count(len(req.tests), config)
     tests = [case.model_dump(by_alias=True, exclude_none=True) for case in req.tests]
     return Snippet.objects.for_content(lang.name, req.code, req.stdin, req.title, tests)
 

@@ -139,9 +139,9 @@ class Submission:
 
     async def _release(self) -> None:
         ACTIVE.discard(self)
-        if isinstance(self.run, Suite):
-            # The cases that never ran (skipped, or not started) cost nothing.
-            await self.admitted.refund(self.admitted.runs - self.run.started)
+        # What never started costs nothing: a run refused as busy, one that can't run here, a
+        # graded run's skipped cases.
+        await self.admitted.refund(self.admitted.runs - self.run.started)
         await self.admitted.release()
 
     async def write_stdin(self, data: str) -> bool:
@@ -170,13 +170,12 @@ class Submission:
         self.run.kill()
 
     async def _refunding(self, awaitable):
-        """Await the run's start; a run refused as busy, or that can't run at all, costs nothing."""
+        """Await the run's start, counting a run refused as busy or that can't run at all (its
+        credit is given back at release, as every run's that never started)."""
         try:
             return await awaitable
         except (Busy, Unavailable) as e:
             metrics.REFUSALS.labels("busy" if isinstance(e, Busy) else "unavailable").inc()
-            if not isinstance(self.run, Suite):  # (a graded run's are refunded as it ends)
-                await self.admitted.refund()
             raise
 
     async def _record(self, result: RunResult) -> None:

@@ -224,10 +224,7 @@ def _tests(req: RunRequest, limits, config: RunnerConfig, max_timeout: int, max_
         return None
     if not req.tests:
         raise Refused("invalid", "field 'tests' must hold at least 1 test case", field="tests")
-    if len(req.tests) > config.max_tests:
-        raise Refused(
-            "invalid", f"field 'tests' has {len(req.tests)} cases; at most {config.max_tests}", field="tests"
-        )
+    check_tests_count(len(req.tests), config)
     if req.stdin:
         raise Refused("invalid", "field 'stdin': with 'tests', each case gives its own stdin", field="stdin")
     tolerance = grading.DEFAULT_TOLERANCE if req.tolerance is None else req.tolerance
@@ -291,6 +288,13 @@ def _check_options(name: str, given: list[str], stage) -> None:
                 f"field '{name}' item {i} ({option[:40]!r}) is not allowed: see docs/languages.md",
                 field=name,
             )
+
+
+def check_tests_count(count: int, config: RunnerConfig) -> None:
+    if count > config.max_tests:
+        raise Refused(
+            "invalid", f"field 'tests' has {count} cases; at most {config.max_tests}", field="tests"
+        )
 
 
 def _check_args(args: list[str], where: str, field: str) -> None:

@@ -76,9 +76,6 @@ class Service:
     def running(self) -> bool:
         return self._box is not None
 
-    def uids(self) -> set[int]:
-        return {self.host.uid(SERVICE_SLOT)}
-
     def cgroup_dirs(self) -> set[str]:
         box = self._box
         return set(box.cgroup.dirs.values()) if box and box.cgroup else set()
