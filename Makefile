@@ -25,7 +25,9 @@ LANGUAGE_PACKAGES := $(shell RUNNER_LANGUAGES="$(RUNNER_LANGUAGES)" RUNNER_LIBRA
 
 SCRIPTS := node-preload.cjs pool-loader.py pool-loader.cjs ts-service.cjs java-build.sh
 BINARIES := sandbox-launch sandbox-init pool-exec
-TOOLS := $(addprefix $(TOOLS_DIR)/,$(BINARIES)) $(TOOLS_DIR)/esbuild $(TOOLS_DIR)/esbuild-api.js $(addprefix $(TOOLS_DIR)/,$(SCRIPTS)) \
+# Debian's Python's headers, for the zygote's extension (runtimes/zygote.c).
+PYTHON_INCLUDE := $(shell /usr/bin/python3 -c 'import sysconfig; print(sysconfig.get_paths()["include"])' 2>/dev/null)
+TOOLS := $(addprefix $(TOOLS_DIR)/,$(BINARIES)) $(TOOLS_DIR)/_zygote.so $(TOOLS_DIR)/esbuild $(TOOLS_DIR)/esbuild-api.js $(addprefix $(TOOLS_DIR)/,$(SCRIPTS)) \
 	$(TOOLS_DIR)/matplotlib/.built
 
 FRONTEND_SOURCES := $(wildcard frontend/src/*.js)
@@ -38,11 +40,12 @@ dev: install $(VENV)/.dev-installed
 system:
 	@missing=""; for c in $(SYSTEM_COMMANDS); do command -v $$c >/dev/null || missing="$$missing $$c"; done; \
 	ldconfig -p | grep -q 'libseccomp.so.2 ' || missing="$$missing libseccomp"; \
+	test -f "$(PYTHON_INCLUDE)/Python.h" || missing="$$missing python3-headers"; \
 	[ -d /usr/include/linux ] || missing="$$missing linux-headers"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages for:$$missing"; \
 	  apt-get update -qq; \
-	  pkgs="bubblewrap gcc libc6-dev linux-libc-dev musl-tools python3 libseccomp2"; \
+	  pkgs="bubblewrap gcc libc6-dev linux-libc-dev musl-tools python3 libpython3-dev libseccomp2"; \
 	  command -v node >/dev/null || pkgs="$$pkgs nodejs"; \
 	  command -v npm >/dev/null || pkgs="$$pkgs npm"; \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkgs >/dev/null; \
@@ -103,6 +106,14 @@ $(KERNEL_INCLUDE)/.linked:
 $(addprefix $(TOOLS_DIR)/,$(BINARIES)): $(TOOLS_DIR)/%: runtimes/%.c Makefile $(KERNEL_INCLUDE)/.linked
 	@mkdir -p $(TOOLS_DIR) && chmod 0755 $(TOOLS_DIR)
 	musl-gcc -O2 -Wall -Werror -static -isystem $(KERNEL_INCLUDE) -o $@.tmp $< && install -m 0755 $@.tmp $@ && rm -f $@.tmp
+
+# The zygote's extension, loaded by Debian's Python in its sandbox (runtimes/zygote.c): glibc's gcc,
+# against that Python's own headers, on the stable ABI. PYTHON_INCLUDE is read again here, as the
+# system step may have just installed the headers.
+$(TOOLS_DIR)/_zygote.so: runtimes/zygote.c Makefile
+	@mkdir -p $(TOOLS_DIR) && chmod 0755 $(TOOLS_DIR)
+	gcc -O2 -Wall -Werror -shared -fPIC -isystem "$$(/usr/bin/python3 -c 'import sysconfig; print(sysconfig.get_paths()["include"])')" \
+	  -o $@.tmp $< && install -m 0755 $@.tmp $@ && rm -f $@.tmp
 
 # matplotlib's font list as the sandbox sees it, made again when matplotlib comes or goes.
 $(TOOLS_DIR)/matplotlib/.built: runtimes/matplotlib-fonts.py $(wildcard /usr/share/matplotlib/mpl-data/matplotlibrc)

@@ -14,6 +14,8 @@ class EngineConfig:
     queue_size: int = 32  # runs that may wait for a slot
     queue_wait_seconds: float = 30.0
     pool_size: int = 2  # pre-warmed sandboxes per language; 0 disables
+    # A language whose waiting sandboxes can be zygotes (Python) forks its runs from them.
+    zygote: bool = True
     host: Host = field(default_factory=Host)
     languages: tuple[str, ...] | None = None  # the registry's names this host serves; None: all
     libraries: bool = True  # the languages' libraries (Python's data stack); off: hidden

@@ -116,6 +116,9 @@ class RunStage(Stage):
     # Or: its runs take another language's waiting sandboxes (TypeScript, built before its run,
     # runs in JavaScript's: the loader tells the two apart by the built files it is handed).
     pool_of: str | None = None
+    # Its waiting sandboxes are zygotes (sandbox.zygote: runs/pool-loader.py --zygote), which
+    # fork each run, when the engine's `zygote` setting is on. Python's only.
+    zygote: bool = False
 
 
 class BuildService(_Strict):

@@ -231,6 +231,8 @@ RUNNER_STDIN_LIMIT = env_int("RUNNER_STDIN_LIMIT", 16 << 20, minimum=1)  # bytes
 # What a run's record keeps of each of stdin, stdout and stderr (GET /api/executions/<id>).
 RUNNER_STORED_LIMIT = env_int("RUNNER_STORED_LIMIT", 64 << 10, minimum=1024)  # bytes
 RUNNER_POOL_SIZE = env_int("RUNNER_POOL_SIZE", 2)  # pre-warmed sandboxes per language; 0 disables
+# Python's waiting sandboxes are zygotes, which fork each run (docs/architecture.md, SECURITY.md).
+RUNNER_ZYGOTE = env_bool("RUNNER_ZYGOTE", True)
 # Store finished runs just after their answer (runner.recorder), not before it.
 RUNNER_RECORD_IN_BACKGROUND = env_bool("RUNNER_RECORD_IN_BACKGROUND", True)
 # The languages served, by their names under languages/ (or aliases), comma-separated; empty: all.

@@ -1,6 +1,8 @@
 """A pre-warmed Python sandbox's first program: waits for one run on stdin, then becomes it.
 
     python3 pool-loader.py main.py    # then runs main.py as __main__
+    python3 pool-loader.py --zygote FILTER_FD main.py
+                                      # a zygote: each run is a fork (runtimes/zygote.c)
 
 The server writes one hand-over (sandbox/handover.py): an 8-byte big-endian
 length, then that many bytes holding the files and the arguments. The loader reads
@@ -129,10 +131,35 @@ def _exit_status(code, stderr):
     return 1
 
 
+def _serve(filter_fd):
+    """A zygote's loop, in _zygote.serve(): it returns in each run's own process only, with
+    that run's fds 0, 1 and 2, in fresh namespaces, under the run's seccomp filter."""
+    import _imp
+
+    program = b""
+    while chunk := os.read(filter_fd, 65536):
+        program += chunk
+    os.close(filter_fd)
+
+    class Spec:  # what _imp needs to load an extension from a file
+        name, origin = "_zygote", "/opt/_zygote.so"
+
+    zygote = _imp.create_dynamic(Spec)
+    del sys.modules["_zygote"]
+    zygote.serve(0, program)
+    # A fresh seed, should anything the zygote holds have one (it imports no random itself).
+    generator = sys.modules.get("random")
+    if generator is not None:
+        generator.seed()
+
+
 if __name__ == "__main__":
     # While the sandbox waits: the interpreter's first compile() sets up the AST types (a
     # millisecond or more; it imports nothing and leaves nothing in __main__), and the
     # modules the loader ends the run with are imported.
     compile(b"", "<pool>", "exec")
     modules = _import_unlisted("atexit", "gc")
+    if sys.argv[1] == "--zygote":
+        _serve(int(sys.argv[2]))
+        del sys.argv[1:3]
     _run_python(sys.argv[1], _take_run(), *modules)

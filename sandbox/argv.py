@@ -24,6 +24,7 @@ from .spec import (
     SandboxError,
 )
 
+ZYGOTE_PROC = "/dev/pts"  # a zygote's uncovered procfs; an empty directory in every other sandbox
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 DEV_SYMLINKS = (
     ("/proc/self/fd", "fd"),
@@ -111,6 +112,8 @@ def bwrap_argv(
         "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
         "--hostname", SANDBOX_HOSTNAME,
     ]  # fmt: skip
+    if spec.zygote:
+        argv += ["--cap-add", "CAP_SYS_ADMIN", "--cap-add", "CAP_SETPCAP"]
     for path in RO_BINDS:
         argv += ["--ro-bind-try", path, path]
     for target, link in SYMLINKS:
@@ -139,8 +142,12 @@ def bwrap_argv(
         argv += ["--dev-bind", f"/dev/{device}", f"/dev/{device}"]
     for target, link in DEV_SYMLINKS:
         argv += ["--symlink", target, f"/dev/{link}"]
+    argv += ["--dir", "/dev/pts"]
+    if spec.zygote:
+        # The kernel lets a run's init mount a fresh /proc only where a procfs is mounted whole,
+        # with nothing over any of its files: this one, which each run covers (runtimes/zygote.c).
+        argv += ["--proc", ZYGOTE_PROC]
     argv += [
-        "--dir", "/dev/pts",
         "--size", str(DEV_SHM_BYTES), "--tmpfs", "/dev/shm",
         "--remount-ro", "/dev",
         "--size", str(lim.tmpfs_mib << 20), "--perms", "1777", "--tmpfs", WORKDIR,
@@ -162,7 +169,9 @@ def bwrap_argv(
     argv += ["--remount-ro", "/", "--chdir", WORKDIR, "--clearenv"]
     for key, value in {**BASE_ENV, **spec.env}.items():
         argv += ["--setenv", key, value]
-    argv += ["--", INIT_PATH, str(status_fd), str(out_fd), str(err_fd), *_rlimits(lim)]
+    # A zygote's rlimits stay the host's: each of its runs sets its own, lower (runtimes/zygote.c).
+    rlimits = ["0", "0", "0", "0"] if spec.zygote else _rlimits(lim)
+    argv += ["--", INIT_PATH, str(status_fd), str(out_fd), str(err_fd), *rlimits]
     if build is not None:
         compile_lim = spec.compile_limits or lim
         argv += [

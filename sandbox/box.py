@@ -16,7 +16,9 @@ import asyncio
 import logging
 import os
 import signal as signals
+import socket
 import time
+from dataclasses import replace
 
 from . import cgroups, seccomp, teardown, unfinished
 from .argv import CompileFds, bwrap_argv, launcher_argv, open_tools
@@ -38,6 +40,9 @@ from .stdin import StdinPipe
 from .usage import Meter
 
 log = logging.getLogger(__name__)
+
+# In a zygote's argv: replaced by the number of the fd its runs' seccomp filter comes on.
+FILTER_FD = "{filter-fd}"
 
 
 class Sandbox:
@@ -121,10 +126,16 @@ class Sandbox:
         fds: list[int] = []
         try:
             try:
-                filter_fd = memfd("seccomp", seccomp.bpf())
+                filter_fd = memfd("seccomp", seccomp.bpf(zygote=self.spec.zygote))
+                # A zygote reads the filter of its runs from an fd named in its argv.
+                run_filter_fd = memfd("seccomp-run", seccomp.bpf()) if self.spec.zygote else None
             except seccomp.Unavailable as e:
                 raise SandboxError(str(e)) from e
             fds.append(filter_fd)
+            spec = self.spec
+            if run_filter_fd is not None:
+                fds.append(run_filter_fd)
+                spec = replace(spec, argv=[a.replace(FILTER_FD, str(run_filter_fd)) for a in spec.argv])
             placed = {**self.spec.files, **{name: made.data for name, made in self.spec.built.items()}}
             file_fds = {name: memfd(name, data) for name, data in placed.items()}
             fds += file_fds.values()
@@ -138,7 +149,12 @@ class Sandbox:
                 go_r, self._go_fd = os.pipe2(os.O_CLOEXEC)
                 fds += [c_out, c_err, go_r]
                 build = CompileFds(c_out, c_err, go_r)
-            in_r, in_w = pipe()
+            if self.spec.zygote:
+                # A zygote's stdin is its control socket, both ways (sandbox.zygote).
+                ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+                in_r, in_w = theirs.detach(), ours.detach()
+            else:
+                in_r, in_w = pipe()
             fds.append(in_r)
             self.stdin = StdinPipe(in_w)
             self._out_fd, out_w = pipe()
@@ -155,9 +171,7 @@ class Sandbox:
             # name (`echo hi > /dev/stderr`, open('/dev/stdout')), as on any terminal.
             for fd in (in_r, out_w, err_w, *(build.output() if build else ())):
                 os.fchown(fd, uid, uid)
-            bwrap = bwrap_argv(
-                self.spec, self.host, file_fds, status_w, filter_fd, out_w, err_w, tools, build
-            )
+            bwrap = bwrap_argv(spec, self.host, file_fds, status_w, filter_fd, out_w, err_w, tools, build)
             argv = launcher_argv(self.host, uid, join, bwrap)
             self.started_ns = time.monotonic_ns()
             self.process = spawn(
@@ -173,6 +187,7 @@ class Sandbox:
                     *file_fds.values(),
                     *tools.fds(),
                     *(build.fds() if build else ()),
+                    *([run_filter_fd] if run_filter_fd is not None else []),
                 ],
                 start_new_session=True,
             )

@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 
 from . import cgroups, handover, service, unfinished
 from .box import Sandbox
+from .zygote import Zygote
 from .spec import RUN_CGROUP_PREFIX, BoxSpec, Host, SandboxError
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,8 @@ class PoolConfig:
     host: Host
     # Names whose sandboxes serve the runs of several languages hold that many times `size`.
     shares: tuple[tuple[str, int], ...] = ()
+    # Names whose sandboxes are zygotes (sandbox.zygote): lent to a run and given back after it.
+    zygotes: tuple[str, ...] = ()
 
     def names(self) -> list[str]:
         return [name for name, _ in self.templates]
@@ -63,6 +66,7 @@ class Pool:
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._boxes: dict[str, deque[Sandbox]] = {}
+        self._lent: dict[str, set[Sandbox]] = {}  # zygotes serving a run, by name
         self._config: PoolConfig | None = None
         self._thread: threading.Thread | None = None
         self._next_uid = 0
@@ -76,6 +80,7 @@ class Pool:
             if config != self._config:
                 stale = [box for boxes in self._boxes.values() for box in boxes]
                 self._boxes = {name: deque() for name in config.names()}
+                self._lent = {name: set() for name in config.zygotes}
                 self._config = config
                 self._wake.notify()
             if config.size and (self._thread is None or not self._thread.is_alive()):
@@ -98,8 +103,13 @@ class Pool:
                 return None
             boxes = self._boxes.get(name)
             box = boxes.popleft() if boxes else None
+            if box is not None and name in config.zygotes:
+                self._lent[name].add(box)
             self._wake.notify()
         if box is None:
+            return None
+        if name in config.zygotes and box.worn():
+            self.give_back(name, box, usable=False)  # it is replaced
             return None
         if box.process.returncode is None and not box.process.reap():
             try:
@@ -108,8 +118,25 @@ class Pool:
             except OSError as e:
                 log.error("cannot give a pooled sandbox its CPU weight back: %s", e)
         # It died while it waited (the host killed it), or can't be set up: never hand it out.
-        _discard(box)
+        if name in config.zygotes:
+            self.give_back(name, box, usable=False)
+        else:
+            _discard(box)
         return None
+
+    def give_back(self, name: str, box: Zygote, usable: bool = True) -> None:
+        """A zygote's run is over (its cgroup provably empty): it waits for the next, or is
+        replaced when it has served its share or is broken (or the caller says it is unusable)."""
+        with self._lock:
+            lent = self._lent.get(name, set())
+            # Not if the pools were replaced or drained meanwhile.
+            keep = usable and self._config is not None and box in lent and box.usable()
+            lent.discard(box)
+            if keep:
+                self._boxes[name].append(box)
+            self._wake.notify()
+        if not keep:
+            _discard(box)
 
     def waiting(self) -> dict[str, int]:
         """How many sandboxes wait, by name (language)."""
@@ -141,7 +168,9 @@ class Pool:
         while time.monotonic() < deadline:
             with self._lock:
                 config = self._config
-                full = config is None or all(len(b) >= config.size_of(n) for n, b in self._boxes.items())
+                full = config is None or all(
+                    len(b) + len(self._lent.get(n, ())) >= config.size_of(n) for n, b in self._boxes.items()
+                )
                 if full and not self._launching:
                     return True
             time.sleep(0.01)
@@ -164,7 +193,7 @@ class Pool:
                 wanted = [
                     name
                     for name in (config.names() if config else ())
-                    if len(self._boxes[name]) < config.size_of(name)
+                    if len(self._boxes[name]) + len(self._lent.get(name, ())) < config.size_of(name)
                 ]
                 if not wanted:
                     self._wake.wait(IDLE_CHECK_SECONDS)
@@ -179,7 +208,8 @@ class Pool:
                 name = min(wanted, key=lambda name: len(self._boxes[name]))
             time.sleep(REFILL_DELAY_SECONDS)
             try:
-                box = Sandbox.launch(self._spec(config.template(name), slot), config.host)
+                kind = Zygote if name in config.zygotes else Sandbox
+                box = kind.launch(self._spec(config.template(name), slot), config.host)
             except Exception:
                 log.exception("cannot start a pooled %s sandbox; retrying shortly", name)
                 with self._lock:

@@ -61,6 +61,11 @@ class Child:
             os.close(self._pidfd)
         return True
 
+    def kill(self) -> None:
+        """SIGKILL it. (Its pid can't name another process before we have reaped it.)"""
+        if self.returncode is None:
+            kill_pid(self.pid)
+
     async def wait(self) -> int:
         if self.reap():
             return self.returncode

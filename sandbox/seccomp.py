@@ -55,6 +55,9 @@ CLONE_NAMESPACE_FLAGS = (
     0x40000000,  # CLONE_NEWNET
     0x00000080,  # CLONE_NEWTIME
 )
+# What a zygote (sandbox.zygote) may still call that a run may not: it makes each run's mount,
+# pid, IPC and cgroup namespaces and mounts. Each run's init installs the whole filter on top.
+ZYGOTE_ALLOWS = ("unshare", "mount")
 TIOCSTI = 0x5412  # pushes characters into a terminal's input: a classic escape
 
 
@@ -63,8 +66,9 @@ class Unavailable(Exception):
 
 
 @functools.cache
-def bpf() -> bytes:
-    """The compiled filter, as the BPF program bwrap --seccomp loads."""
+def bpf(zygote: bool = False) -> bytes:
+    """The compiled filter, as the BPF program bwrap --seccomp loads; a zygote's allows what
+    ZYGOTE_ALLOWS names."""
     try:
         import pyseccomp as sc
     except (ImportError, RuntimeError) as e:  # RuntimeError: pyseccomp found no libseccomp
@@ -74,7 +78,8 @@ def bpf() -> bytes:
     f.set_attr(sc.Attr.ACT_BADARCH, sc.KILL_PROCESS)
     eperm = sc.ERRNO(errno.EPERM)
     for name in DENY:
-        _add(sc, f, eperm, name)
+        if not (zygote and name in ZYGOTE_ALLOWS):
+            _add(sc, f, eperm, name)
     for name in NOT_IMPLEMENTED:
         _add(sc, f, sc.ERRNO(errno.ENOSYS), name)
     # libseccomp 2.5 takes one comparison per argument in a rule: one rule per flag.

@@ -107,6 +107,11 @@ class BoxSpec:
     # What an earlier sandbox's compile built (sandbox.built), placed read-only beside the files:
     # a test case's run with no compile of its own.
     built: dict[str, Artifact] = field(default_factory=dict)
+    # A zygote (sandbox.zygote): its program serves runs by forking, over a socket as its stdin.
+    # It keeps CAP_SYS_ADMIN and CAP_SETPCAP in its own user namespace (to make each run's namespaces,
+    # and to empty the run's capability bounding set) under a
+    # filter that allows unshare and mount; each run drops both before any user code.
+    zygote: bool = False
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ async def gone(box: Sandbox) -> None:
             await asyncio.wait_for(box.process.wait(), BWRAP_EXIT_SECONDS)
         except TimeoutError:
             log.error("bwrap %s did not exit after its sandbox was killed", box.process.pid)
-            kill_pid(box.process.pid)
+            box.process.kill()
             await box.process.wait()
     box.exit_status()
     deadline = time.monotonic() + EMPTY_WAIT_SECONDS
@@ -41,7 +41,7 @@ def gone_blocking(box: Sandbox) -> None:
         deadline = time.monotonic() + BWRAP_EXIT_SECONDS
         while box.process.returncode is None and not box.process.reap():
             if time.monotonic() > deadline:
-                kill_pid(box.process.pid)
+                box.process.kill()
                 deadline = time.monotonic() + BWRAP_EXIT_SECONDS
             time.sleep(0.001)
     box.exit_status()

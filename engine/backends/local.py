@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
+import os
 import threading
 from collections import deque
+from dataclasses import replace
 
-from sandbox import BoxSpec, Outcome, Sandbox, SandboxError, built, probe
+from sandbox import BoxSpec, Outcome, Sandbox, SandboxError, built, cgroups, probe
+from sandbox.box import FILTER_FD
 from sandbox.built import Artifact, NotBuilt
 from sandbox.pool import POOL, PoolConfig, hand_over, sweep
 from sandbox.process import PipeReader
+from sandbox.zygote import Zygote, ZygoteError, ZygoteRun
 
 from .. import languages
 from ..backend import Chunk, StageExit
@@ -24,15 +29,19 @@ from ..errors import Busy, Unavailable
 from ..spec import RunSpec
 from ..transpile import Builder
 
+log = logging.getLogger(__name__)
+
 READ_CHUNK = 65536
 POOL_EXEC = "/opt/pool-exec"  # inside the sandbox: a compiled language's waiting stages
+ZYGOTE_MODULE = ("_zygote.so", "/opt/_zygote.so")  # a zygote's extension (runtimes/zygote.c), inside
 # Output written in many small pieces (a byte at a time, say) would cost the server an event
 # and a frame for each. Once QUICK_READS reads in a row have come less than COALESCE_SECONDS
 # apart, each further one waits that long, with the pipe unread meanwhile, and takes what
 # gathered. A program's first output, and output that comes at a human pace, go at once.
 COALESCE_SECONDS = 0.005
 QUICK_READS = 8
-# How runs started on this host: from a pre-warmed sandbox, or cold. Read by /healthz and the tests.
+# How runs started on this host: from a pre-warmed sandbox ("warm"; forked from a zygote, "zygote"
+# as well), or cold. Read by /healthz and the tests.
 STARTS: collections.Counter[str] = collections.Counter()
 
 
@@ -121,11 +130,18 @@ class LocalBackend:
         # A pool per language whose runs take waiting sandboxes, under the name of the language
         # whose sandboxes they are (TypeScript's runs take JavaScript's, served or not).
         pools = collections.Counter(lang.pool_name for lang in runnable if lang.pooled)
+        # Zygotes need a cgroup per run, which the server makes: none without cgroups.
+        self.zygotes = tuple(
+            name
+            for name in pools
+            if config.zygote and languages.get(name).run.zygote and cgroups.support().version
+        )
         self.pool = PoolConfig(
             templates=tuple((name, self._template(languages.get(name))) for name in pools),
             size=config.pool_size,
             host=config.host,
             shares=tuple(pools.items()),  # JavaScript's serves TypeScript's runs too: twice as many
+            zygotes=self.zygotes,
         )
         # Languages whose runs are built by a shared service (TypeScript's esbuild).
         self.builders = {
@@ -137,6 +153,11 @@ class LocalBackend:
     def _template(self, lang: languages.Language) -> BoxSpec:
         """The sandbox that waits for one of this language's runs."""
         defaults = self.config.defaults
+        if lang.name in self.zygotes:
+            *loader, main = lang.run.pool
+            spec = box_spec(lang, self.config, [*loader, "--zygote", FILTER_FD, main], limits=defaults, zygote=True)
+            module, inside = ZYGOTE_MODULE
+            return replace(spec, binds=(*spec.binds, (os.path.join(self.config.host.tools_dir, module), inside)))
         if lang.run.pool:
             return box_spec(lang, self.config, list(lang.run.pool), limits=defaults)
         # A compiled language's: pool-exec as both stages, each told at the hand-over what to run.
@@ -170,7 +191,7 @@ class LocalBackend:
             files = spec.sources(lang.filename)
             if lang.name in self.builders:
                 files = await asyncio.to_thread(self.builders[lang.name].files, files)
-            box = await self._warm(lang, spec, files, stdin)
+            box = await self._warm(lang, spec, files, stdin, slot)
             warm = box is not None
             box = box or await self._cold(lang, spec, files, slot, stdin)
         except BaseException:
@@ -178,7 +199,17 @@ class LocalBackend:
             raise
         STARTS["warm" if warm else "cold"] += 1
         build = lang.compile.built if spec.build_only else None
-        return LocalHandle(box, lambda: self.slots.release(slot), warm, build)
+        if not isinstance(box, ZygoteRun):
+            return LocalHandle(box, lambda: self.slots.release(slot), warm, build)
+        STARTS["zygote"] += 1
+        zygote = box.zygote
+
+        def release() -> None:
+            # Once its run is provably gone, the zygote may serve another.
+            POOL.give_back(lang.pool_name, zygote)
+            self.slots.release(slot)
+
+        return LocalHandle(box, release, warm, build)
 
     async def _cold(
         self, lang, spec: RunSpec, files: dict[str, bytes], slot: int, stdin: bytes | None
@@ -190,9 +221,10 @@ class LocalBackend:
         return await Sandbox.start(box_spec(lang, self.config, argv, **fields), self.config.host, stdin)
 
     async def _warm(
-        self, lang, spec: RunSpec, files: dict[str, bytes], stdin: bytes | None
+        self, lang, spec: RunSpec, files: dict[str, bytes], stdin: bytes | None, slot: int
     ) -> Sandbox | None:
-        """Hand the run to a pre-warmed sandbox, if its language's pool has one."""
+        """Hand the run to a pre-warmed sandbox, if its language's pool has one (or fork it from
+        a zygote)."""
         POOL.ensure(self.pool)  # with size 0 too: it also sweeps what a crashed server left
         if not self.pool.size or (spec.run_options and not lang.compile) or spec.built is not None:
             # (A waiting interpreter has started with its own flags; a compiled language's waits
@@ -201,6 +233,8 @@ class LocalBackend:
         box = POOL.take(lang.pool_name, self.pool)
         if box is None:
             return None
+        if isinstance(box, Zygote):
+            return await self._forked(box, lang, spec, files, stdin, slot)
         try:
             box.set_limits(spec.limits, spec.compile_limits)
             if lang.compile:
@@ -213,6 +247,30 @@ class LocalBackend:
             await box.destroy()
             return None
         return box
+
+
+    async def _forked(
+        self, zygote: Zygote, lang, spec: RunSpec, files: dict[str, bytes], stdin: bytes | None, slot: int
+    ) -> ZygoteRun | None:
+        """Fork the run from the zygote, in a cgroup of its own for the slot, and hand it its run.
+        None if the zygote fails (it is replaced, and the run starts cold)."""
+        run_spec = BoxSpec(argv=list(zygote.spec.argv), limits=spec.limits, slot=slot)
+        try:
+            run = ZygoteRun.fork(zygote, run_spec, self.config.host)
+        except SandboxError as e:
+            log.error("a %s zygote could not fork a run: %s", lang.name, e)
+            POOL.give_back(lang.pool_name, zygote, usable=not isinstance(e, ZygoteError))
+            return None
+        if self.config.libraries:
+            # Each run's working directory is a fresh tmpfs: its home files come with its own.
+            files = {**lang.home_files(self.config.host.tools_dir), **files}
+        try:
+            await hand_over(run, files, list(spec.args), stdin)
+        except BaseException:
+            await run.destroy()
+            POOL.give_back(lang.pool_name, zygote)
+            raise
+        return run
 
 
 def _compile_argv(lang: languages.Language, spec: RunSpec, files: dict[str, bytes]) -> list[str]:

@@ -1,0 +1,399 @@
+/*
+ * _zygote: the Python zygote's namespace work, as a CPython extension (runtimes/pool-loader.py).
+ *
+ * A zygote is a pre-warmed Python sandbox that serves one run after another by forking. This
+ * module's one function, serve(), is its loop: it returns only in a run's own process, ready for
+ * the run, and never in the zygote. Everything a run's process chain does before user code is
+ * here in C, so that no Python code of the zygote runs after a fork:
+ *
+ *   zygote      waits on its control socket (fd 0) for a request: the run's limits, and six
+ *               fds the server made for it (stdin, stdout, stderr, status, go-ahead, setup
+ *               errors). It forks the run's first process, sends its pidfd back, and then
+ *               reaps until it has no child left (it is a child subreaper): everything of the
+ *               run is dead before it reads the next request.
+ *   run's first process (in the zygote's namespaces)
+ *               keeps only the six fds, waits for the go-ahead (the server has moved it into
+ *               the run's own cgroup meanwhile), then enters new mount, pid, IPC and cgroup
+ *               namespaces, makes the mounts private, and mounts a fresh tmpfs as the working
+ *               directory and another on /dev/shm.
+ *   run's init  (pid 1 of the new pid namespace) mounts a fresh /proc and covers it as the
+ *               zygote's /proc is covered (the host facts sandbox.procfs masks), sets the
+ *               rlimits, drops every capability, installs the run's seccomp filter (which
+ *               denies every namespace and mount call), and forks the program. Then it reaps,
+ *               and reports the program's wait status as sandbox-init does.
+ *   the program returns from serve() with fds 0, 1, 2 its own and nothing else open.
+ *
+ * Errors before the program runs go to the setup fd, and the process exits 125.
+ */
+#define PY_SSIZE_T_CLEAN
+#define Py_LIMITED_API 0x030B0000
+#include <Python.h>
+
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define WORKDIR "/tmp"
+#define SHM "/dev/shm"
+/* A procfs mounted whole in the zygote (sandbox/argv.py): the kernel lets a run's init mount a
+ * fresh one only because it is there. Each run covers it with an empty read-only tmpfs. */
+#define WHOLE_PROC "/dev/pts"
+#define MAX_COVERS 64
+#define FDS 6
+enum { IN, OUT, ERR, STATUS, GO, SETUP };
+
+static struct sock_fprog filter;
+/* What covers the zygote's /proc: a file of ours over each host fact (sandbox.procfs), an empty
+ * read-only tmpfs over a directory. Read once, at the start; each run's /proc gets the same. */
+static struct cover {
+    char path[256];
+    int is_dir;
+    char *data;
+    size_t size;
+} covers[MAX_COVERS];
+static int n_covers;
+
+struct request {
+    unsigned long long nofile, fsize, nproc, data, tmpfs, shm;
+};
+
+static void die(const char *what) {
+    dprintf(SETUP, "zygote: %s: %s\n", what, strerror(errno));
+    _exit(125);
+}
+
+static long long now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void limit(int resource, unsigned long long n) {
+    if (n == 0) return;
+    struct rlimit rl = {.rlim_cur = n, .rlim_max = n};
+    if (setrlimit(resource, &rl) != 0) die("setrlimit");
+}
+
+static int read_cover(struct cover *c) {
+    struct stat st;
+    if (stat(c->path, &st) != 0) return -1;
+    c->is_dir = S_ISDIR(st.st_mode);
+    if (c->is_dir) return 0;
+    int fd = open(c->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    size_t room = 4096;
+    c->data = malloc(room);
+    for (;;) {
+        if (!c->data) {
+            close(fd);
+            errno = ENOMEM;
+            return -1;
+        }
+        ssize_t got = read(fd, c->data + c->size, room - c->size);
+        if (got < 0) {
+            close(fd);
+            return -1;
+        }
+        if (got == 0) break;
+        c->size += got;
+        if (c->size == room) c->data = realloc(c->data, room *= 2);
+    }
+    return close(fd);
+}
+
+static int read_covers(void) {
+    FILE *f = fopen("/proc/self/mountinfo", "re");
+    if (!f) return -1;
+    char line[4096];
+    while (fgets(line, sizeof line, f)) {
+        char point[4096];
+        if (sscanf(line, "%*s %*s %*s %*s %4095s", point) != 1) continue;
+        if (strncmp(point, "/proc/", 6) != 0) continue;
+        if (n_covers == MAX_COVERS || strlen(point) >= sizeof covers[0].path) {
+            fclose(f);
+            errno = E2BIG;
+            return -1;
+        }
+        strcpy(covers[n_covers].path, point);
+        if (read_cover(&covers[n_covers]) != 0) {
+            fclose(f);
+            return -1;
+        }
+        n_covers++;
+    }
+    fclose(f);
+    return 0;
+}
+
+/* The fds of the request at 0..5, everything else closed. */
+static void place(const int *fds) {
+    int high[FDS];
+    for (int i = 0; i < FDS; i++) {
+        high[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 64);
+        if (high[i] < 0) _exit(125);
+    }
+    for (int i = 0; i < FDS; i++) {
+        if (dup2(high[i], i) < 0) _exit(125);
+    }
+    if (syscall(SYS_close_range, FDS, ~0U, 0) != 0) _exit(125);
+    /* Only the program's own three survive its exec; the others are closed by hand below. */
+    for (int i = STATUS; i < FDS; i++) fcntl(i, F_SETFD, FD_CLOEXEC);
+}
+
+static void fresh_tmpfs(const char *point, unsigned long long size) {
+    struct stat st;
+    if (stat(point, &st) != 0) die(point);
+    char options[128];
+    snprintf(options, sizeof options, "size=%llu,mode=%o", size, st.st_mode & 07777);
+    if (mount("tmpfs", point, "tmpfs", MS_NOSUID | MS_NODEV, options) != 0) die(point);
+}
+
+static void write_file(const char *path, const char *data, size_t size) {
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
+    if (fd < 0) die(path);
+    while (size) {
+        ssize_t put = write(fd, data, size);
+        if (put < 0) die(path);
+        data += put;
+        size -= put;
+    }
+    if (close(fd) != 0) die(path);
+}
+
+/* A fresh /proc, covered as the zygote's is. The files bound over it are made in a tmpfs on
+ * WHOLE_PROC, which an empty read-only tmpfs then covers in turn. */
+static void fresh_proc(void) {
+    if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0) die("/proc");
+    if (mount("tmpfs", WHOLE_PROC, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=700") != 0) die(WHOLE_PROC);
+    for (int i = 0; i < n_covers; i++) {
+        const struct cover *c = &covers[i];
+        if (c->is_dir) {
+            if (mount("tmpfs", c->path, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, "size=4096,mode=755") != 0)
+                die(c->path);
+            continue;
+        }
+        char made[64];
+        snprintf(made, sizeof made, WHOLE_PROC "/%d", i);
+        write_file(made, c->data, c->size);
+        if (mount(made, c->path, NULL, MS_BIND, NULL) != 0 ||
+            mount(NULL, c->path, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0)
+            die(c->path);
+    }
+    if (mount("tmpfs", WHOLE_PROC, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, "size=4096,mode=755") != 0)
+        die(WHOLE_PROC);
+}
+
+static void drop_capabilities(void) {
+    for (int cap = 0; prctl(PR_CAPBSET_READ, cap, 0, 0, 0) >= 0; cap++) {
+        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0) die("dropping a capability");
+    }
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL) die("ambient capabilities");
+    struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
+    memset(data, 0, sizeof data);
+    if (syscall(SYS_capset, &header, data) != 0) die("capset");
+    if (syscall(SYS_capget, &header, data) != 0 || data[0].effective || data[0].permitted || data[1].effective ||
+        data[1].permitted) {
+        errno = EPERM;
+        die("capabilities were not dropped");
+    }
+}
+
+/* The run's init: pid 1 of its pid namespace. Returns in the program's process only. */
+static void init(const struct request *rq) {
+    fresh_proc();
+    /* Set here, not in the program's process, so that a failure is reported as the setup's. */
+    limit(RLIMIT_NOFILE, rq->nofile);
+    limit(RLIMIT_FSIZE, rq->fsize);
+    limit(RLIMIT_NPROC, rq->nproc);
+    limit(RLIMIT_DATA, rq->data);
+    struct rlimit no_core = {0, 0};
+    setrlimit(RLIMIT_CORE, &no_core);
+    drop_capabilities();
+    /* no_new_privs is bwrap's, inherited; the filter stacks on the zygote's. */
+    if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &filter) != 0) die("seccomp");
+    long long started = now_ns();
+    pid_t program = fork();
+    if (program < 0) die("fork");
+    if (program == 0) {
+        setpgid(0, 0); /* `kill 0` in the program spares its init */
+        close(STATUS);
+        close(SETUP);
+        /* The zygote is not dumpable; the program is, as any exec'd program is, so that it may
+         * open its own /proc/self/fd entries (/dev/stdout). */
+        prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+        return;
+    }
+    close(IN);
+    close(OUT);
+    close(ERR);
+    close(SETUP);
+    int status;
+    for (;;) {
+        pid_t done = waitpid(-1, &status, 0);
+        if (done == program) break;
+        if (done < 0 && errno != EINTR) _exit(125);
+    }
+    long long elapsed = now_ns() - started;
+    char line[80];
+    int len = WIFSIGNALED(status) ? snprintf(line, sizeof line, "signal %d %lld\n", WTERMSIG(status), elapsed)
+                                   : snprintf(line, sizeof line, "exit %d %lld\n", WEXITSTATUS(status), elapsed);
+    if (write(STATUS, line, len) != len) _exit(125);
+    /* As pid 1 its exit ends every process left in the namespace. */
+    _exit(WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status));
+}
+
+/* The run's first process, forked by the zygote. Returns in the program's process only. */
+static void first(const int *fds, const struct request *rq) {
+    place(fds);
+    setsid();
+    char go;
+    ssize_t got;
+    do got = read(GO, &go, 1);
+    while (got < 0 && errno == EINTR);
+    if (got != 1) _exit(125); /* the server gave up on the run */
+    close(GO);
+    if (unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWCGROUP) != 0) die("unshare");
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) die("making mounts private");
+    fresh_tmpfs(WORKDIR, rq->tmpfs);
+    fresh_tmpfs(SHM, rq->shm);
+    if (chdir(WORKDIR) != 0) die(WORKDIR);
+    pid_t pid = fork();
+    if (pid < 0) die("fork");
+    if (pid == 0) {
+        init(rq);
+        return;
+    }
+    for (int fd = 0; fd < FDS; fd++) close(fd);
+    int status;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    _exit(0);
+}
+
+static int send_pidfd(int control, int pidfd) {
+    char byte = 'f';
+    struct iovec iov = {&byte, 1};
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    memset(&u, 0, sizeof u);
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &pidfd, sizeof(int));
+    return sendmsg(control, &msg, MSG_NOSIGNAL) == 1 ? 0 : -1;
+}
+
+/* One request: the limits as text, and exactly FDS fds. 0: the server is gone. */
+static int receive(int control, struct request *rq, int *fds) {
+    char text[256];
+    struct iovec iov = {text, sizeof text - 1};
+    union {
+        char buf[CMSG_SPACE(FDS * sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
+    ssize_t n;
+    do n = recvmsg(control, &msg, MSG_CMSG_CLOEXEC);
+    while (n < 0 && errno == EINTR);
+    if (n <= 0) return 0;
+    text[n] = '\0';
+    int count = 0;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        int got = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (int i = 0; i < got; i++) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+            if (count < FDS)
+                fds[count++] = fd;
+            else
+                close(fd);
+        }
+    }
+    if (count != FDS || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
+        sscanf(text, "%llu %llu %llu %llu %llu %llu", &rq->nofile, &rq->fsize, &rq->nproc, &rq->data, &rq->tmpfs,
+               &rq->shm) != 6) {
+        fprintf(stderr, "zygote: a malformed request\n");
+        _exit(125);
+    }
+    return 1;
+}
+
+static PyObject *serve(PyObject *self, PyObject *args) {
+    (void)self;
+    int control;
+    const char *program;
+    Py_ssize_t size;
+    if (!PyArg_ParseTuple(args, "iy#", &control, &program, &size)) return NULL;
+    if (size <= 0 || size % sizeof(struct sock_filter) != 0 || size / sizeof(struct sock_filter) > 0xFFFF) {
+        PyErr_SetString(PyExc_ValueError, "not a seccomp program");
+        return NULL;
+    }
+    filter.len = size / sizeof(struct sock_filter);
+    filter.filter = malloc(size);
+    if (!filter.filter) return PyErr_NoMemory();
+    memcpy(filter.filter, program, size);
+    if (read_covers() != 0) return PyErr_SetFromErrno(PyExc_OSError);
+    /* Orphans of a run come to the zygote, which waits for them all before the next run. */
+    if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0 || prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    for (;;) {
+        struct request rq;
+        int fds[FDS];
+        if (!receive(control, &rq, fds)) _exit(0);
+        /* As os.fork() does: the interpreter's locks are taken across the fork, and reset in
+         * the child (the program's process) by PyOS_AfterFork_Child(). */
+        PyOS_BeforeFork();
+        pid_t pid = fork();
+        if (pid < 0) {
+            perror("zygote: fork");
+            _exit(125);
+        }
+        if (pid == 0) {
+            first(fds, &rq);
+            PyOS_AfterFork_Child();
+            Py_RETURN_NONE;
+        }
+        PyOS_AfterFork_Parent();
+        for (int i = 0; i < FDS; i++) close(fds[i]);
+        int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+        if (pidfd < 0 || send_pidfd(control, pidfd) != 0) {
+            perror("zygote: pidfd");
+            _exit(125);
+        }
+        close(pidfd);
+        while (waitpid(-1, NULL, 0) > 0 || errno == EINTR) {
+        }
+    }
+}
+
+static PyMethodDef methods[] = {
+    {"serve", serve, METH_VARARGS, "Serve runs by forking; returns in each run's program only."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_zygote", NULL, -1, methods, NULL, NULL, NULL, NULL};
+
+PyMODINIT_FUNC PyInit__zygote(void) { return PyModule_Create(&module); }

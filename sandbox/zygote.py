@@ -1,0 +1,272 @@
+"""Python runs forked from a zygote: a pre-initialised interpreter that skips Python's start.
+
+A zygote is a pooled sandbox (sandbox.pool) of every ordinary layer (its own uid, cgroup,
+user, pid, net, IPC, UTS and cgroup namespaces, no network) whose program, runtimes/pool-loader.py
+--zygote, has started Python once and then waits in runtimes/zygote.c. For each run the server
+makes the run's own cgroup and pipes and sends the pipes to the zygote over its control socket
+(its stdin, a SOCK_SEQPACKET socket). The zygote forks the run's first process and sends back
+its pidfd; the server moves that process into the run's cgroup, and only then lets it go on.
+It enters fresh mount, pid, IPC and cgroup namespaces, with a fresh tmpfs as its working
+directory, a fresh /dev/shm and a fresh /proc (covered as every sandbox's is), drops every
+capability, installs the run's seccomp filter (which denies every namespace and mount call),
+and becomes the program, as a pooled Python sandbox would.
+
+What holds runs apart:
+  - one run at a time per zygote: a zygote is lent to one run and given back only once that
+    run's cgroup is provably empty; it reaps every process of the run itself before it reads
+    the next request. Runs at once use separate zygotes.
+  - nothing of the zygote is reachable from a run: it is outside the run's pid namespace, not
+    dumpable, and holds no fd of the run's but while it forks; the run keeps fds 0-2 only.
+  - no run's data is in a zygote: it never runs user code, and each run is forked from it
+    afresh. Its hash seed is shared by its runs: a zygote serves ZYGOTE_RUNS runs, or
+    ZYGOTE_SECONDS, then it is replaced (SECURITY.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import select
+import signal
+import socket
+import time
+
+from . import cgroups, unfinished
+from .box import Sandbox
+from .process import pipe
+from .spec import DEV_SHM_BYTES, RUN_CGROUP_PREFIX, BoxSpec, Host, SandboxError
+from .status import StatusPipe
+from .stdin import StdinPipe
+from .usage import Meter
+
+log = logging.getLogger(__name__)
+
+ZYGOTE_RUNS = 16  # runs one zygote serves before it is replaced
+ZYGOTE_SECONDS = 60.0  # and the longest it serves
+ANSWER_SECONDS = 2.0  # a zygote that has not forked in this time is broken
+# The zygote's own processes (its sandbox-init and itself) run on the run's host uid too, and
+# count against the program's RLIMIT_NPROC as bwrap and sandbox-init do in a sandbox of its own.
+EXTRA_PROCESSES = 2
+
+
+class ZygoteError(SandboxError):
+    """The zygote did not fork the run (it is discarded; the run starts another way)."""
+
+
+class Zygote(Sandbox):
+    """A zygote's sandbox, waiting in the pool or lent to one run, and its control socket."""
+
+    def __init__(self, spec: BoxSpec, host: Host):
+        super().__init__(spec, host)
+        self.control: socket.socket | None = None
+        self._output: int | None = None  # its own stdout: it says nothing there
+        self.runs = 0
+        self.born = time.monotonic()
+
+    def _launch(self) -> None:
+        super()._launch()
+        control, self._output = self.take_pipes()
+        self.control = socket.socket(fileno=control)
+
+    def worn(self) -> bool:
+        """It has served its share of runs (or of time): replace it rather than lend it again."""
+        return self.runs >= ZYGOTE_RUNS or time.monotonic() - self.born > ZYGOTE_SECONDS
+
+    def restore_cpu_weight(self) -> None:
+        """Its first run gives it the normal weight (its forks are every run's start), kept after."""
+        if self.runs == 0:
+            super().restore_cpu_weight()
+
+    def usable(self) -> bool:
+        return not self.destroyed and not self.worn() and self.process.returncode is None and not self.process.reap()
+
+    def fork(self, request: bytes, fds: list[int]) -> int:
+        """Hand it a run's fds and limits; the pidfd of the run's first process. ZygoteError if it fails."""
+        self.runs += 1
+        try:
+            socket.send_fds(self.control, [request], fds)
+            if not select.select([self.control], [], [], ANSWER_SECONDS)[0]:
+                raise ZygoteError("the zygote did not answer")
+            answer, got, _flags, _addr = socket.recv_fds(self.control, 16, 1)
+        except OSError as e:
+            raise ZygoteError(f"the zygote is gone: {e}") from e
+        if answer != b"f" or len(got) != 1:
+            for fd in got:
+                os.close(fd)
+            detail = self.setup_errors() or "no pidfd"
+            raise ZygoteError(f"the zygote did not fork the run: {detail}")
+        return got[0]
+
+    def open_fds(self) -> int:
+        return super().open_fds() + (self.control is not None) + (self._output is not None)
+
+    def _close_fds(self) -> None:
+        if self.control is not None:
+            self.control.close()
+        if self._output is not None:
+            os.close(self._output)
+        self.control = self._output = None
+        super()._close_fds()
+
+
+class Forked:
+    """The run's first process, by its pidfd: not our child (the zygote's), so it is never reaped here.
+
+    returncode: None while it runs; once it has exited, 125, which stands for its exit only where
+    no status came (it failed before the program ran): the program's own comes on the status pipe.
+    """
+
+    def __init__(self, pidfd: int):
+        self._pidfd: int | None = pidfd
+        self.pid = host_pid(pidfd)
+        self.returncode: int | None = None
+        self._exited: asyncio.Future | None = None
+        self._watched_by: asyncio.AbstractEventLoop | None = None
+
+    def reap(self) -> bool:
+        """True once it has exited (a pidfd is readable from then on)."""
+        if self.returncode is None:
+            if not select.select([self._pidfd], [], [], 0)[0]:
+                return False
+            self.returncode = 125
+            if self._exited is not None and not self._exited.done():
+                self._exited.set_result(self.returncode)
+            self.close()
+        return True
+
+    async def wait(self) -> int:
+        if self.reap():
+            return self.returncode
+        if self._exited is None:
+            loop = asyncio.get_running_loop()
+            self._exited = loop.create_future()
+            self._watched_by = loop
+            loop.add_reader(self._pidfd, self.reap)
+        return await asyncio.shield(self._exited)
+
+    def kill(self) -> None:
+        if self._pidfd is not None:
+            try:
+                signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def close(self) -> None:
+        if self._watched_by is not None:
+            self._watched_by.remove_reader(self._pidfd)
+            self._watched_by = None
+        if self._pidfd is not None:
+            os.close(self._pidfd)
+            self._pidfd = None
+
+
+def host_pid(pidfd: int) -> int:
+    """The pid a pidfd names, as this process's pid namespace numbers it."""
+    with open(f"/proc/self/fdinfo/{pidfd}") as f:
+        for line in f:
+            if line.startswith("Pid:"):
+                pid = int(line.split()[1])
+                if pid > 0:
+                    return pid
+    raise ZygoteError("the run's first process is gone already")
+
+
+class ZygoteRun(Sandbox):
+    """One run forked from a zygote: to its caller, a taken pooled sandbox like any other.
+
+    It has its own cgroup (made here, as a cold sandbox's), its own pipes and status pipe, and
+    its process is the run's first process (Forked). The zygote it came from is `zygote`,
+    lent to it until the run is destroyed.
+    """
+
+    def __init__(self, spec: BoxSpec, host: Host, zygote: Zygote):
+        super().__init__(spec, host)
+        self.zygote = zygote
+
+    @classmethod
+    def fork(cls, zygote: Zygote, spec: BoxSpec, host: Host) -> ZygoteRun:
+        """Fork the run and let it go on, in its own cgroup: it then waits for its hand-over."""
+        run = cls(spec, host, zygote)
+        unfinished.track(run)
+        try:
+            run._fork()
+        except BaseException:
+            run.discard()
+            raise
+        return run
+
+    def _fork(self) -> None:
+        lim = self.spec.limits
+        support = cgroups.support()
+        try:
+            self.cgroup = cgroups.Cgroup.create(
+                support,
+                self.host.cgroup_parent,
+                cgroups.name(RUN_CGROUP_PREFIX, self.spec.slot),
+                memory_bytes=lim.memory_mib << 20,
+                pids=lim.processes,
+                cpus=lim.cpus,
+                cpu_weight=self.spec.cpu_weight,
+            )
+        except OSError as e:
+            raise SandboxError(f"cannot create the run's cgroup: {e}") from e
+        self.meter = Meter(self.cgroup)
+        self.meter.start()
+        theirs: list[int] = []  # the run's ends of its pipes: the zygote's once sent, closed here
+        try:
+            status_r, status_w = os.pipe2(os.O_CLOEXEC)
+            theirs.append(status_w)
+            self.status = StatusPipe(status_r)
+            in_r, in_w = pipe()
+            theirs.append(in_r)
+            self.stdin = StdinPipe(in_w)
+            self._out_fd, out_w = pipe()
+            theirs.append(out_w)
+            self._err_fd, err_w = pipe()
+            theirs.append(err_w)
+            go_r, self._go_fd = os.pipe2(os.O_CLOEXEC)
+            theirs.append(go_r)
+            self._setup_fd, setup_w = os.pipe2(os.O_CLOEXEC)
+            theirs.append(setup_w)
+            # The program's own pipes belong to its uid, as in every sandbox (sandbox.box).
+            uid = self.host.uid(self.zygote.spec.slot)
+            for fd in (in_r, out_w, err_w):
+                os.fchown(fd, uid, uid)
+            data_limit = 0 if support.has("memory") else lim.memory_mib << 20
+            request = (
+                f"{lim.open_files} {lim.file_size_mib << 20} {lim.processes + EXTRA_PROCESSES} "
+                f"{data_limit} {lim.tmpfs_mib << 20} {DEV_SHM_BYTES}\n"
+            ).encode()
+            self.started_ns = time.monotonic_ns()
+            self.process = Forked(self.zygote.fork(request, [in_r, out_w, err_w, status_w, go_r, setup_w]))
+        finally:
+            for fd in theirs:
+                os.close(fd)
+        for path in self.cgroup.procs_files:
+            with open(path, "w") as f:
+                f.write(str(self.process.pid))
+        go, self._go_fd = self._go_fd, None
+        try:
+            os.write(go, b"g")
+        finally:
+            os.close(go)
+
+    def kill(self) -> None:
+        """Kill every process of the run: its whole cgroup (nothing of the zygote is in it)."""
+        self.killed = True
+        self.ended_ns = self.ended_ns or time.monotonic_ns()
+        if self._go_fd is not None:  # not let go yet: it exits at once
+            os.close(self._go_fd)
+            self._go_fd = None
+        if self.cgroup_released or not self.cgroup:
+            return
+        try:
+            self.cgroup.kill()
+        except OSError as e:
+            log.error("cgroup kill failed: %s", e)
+
+    def _close_fds(self) -> None:
+        if isinstance(self.process, Forked):
+            self.process.close()
+        super()._close_fds()
