@@ -111,7 +111,9 @@ async def healthz(request):
     failure = probe.failure(layers)
     body = {
         "layers": [{"name": x.name, "on": x.on, "detail": x.detail, "required": x.required} for x in layers],
-        "runs": {"warm": local.STARTS["warm"], "cold": local.STARTS["cold"]},
+        "runs": {kind: local.STARTS[kind] for kind in ("warm", "cold", "zygote")},
+        # The languages whose runs are forked from a zygote (RUNNER_ZYGOTE).
+        "zygotes": list(conf.backend().zygotes),
     }
     if settings.REDIS_URL:
         body["redis"] = await sync_to_async(_redis_health, thread_sensitive=False)()

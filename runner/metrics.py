@@ -52,9 +52,11 @@ class HostCollector:
             pool.add_metric([language], count)
         yield pool
         starts = CounterMetricFamily(
-            "playground_starts", "How runs got their sandbox: pre-warmed or cold.", labels=["kind"]
+            "playground_starts",
+            "How runs got their sandbox: pre-warmed (zygote: forked from one, counted as warm too) or cold.",
+            labels=["kind"],
         )
-        for kind in ("warm", "cold"):
+        for kind in ("warm", "cold", "zygote"):
             starts.add_metric([kind], STARTS[kind])
         yield starts
 

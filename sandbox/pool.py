@@ -138,6 +138,11 @@ class Pool:
         if not keep:
             _discard(box)
 
+    def idle(self, name: str) -> list[Sandbox]:
+        """The sandboxes waiting for this name's runs (a zygote between two runs is one)."""
+        with self._lock:
+            return list(self._boxes.get(name, ()))
+
     def waiting(self) -> dict[str, int]:
         """How many sandboxes wait, by name (language)."""
         with self._lock:

@@ -79,7 +79,12 @@ class Zygote(Sandbox):
             super().restore_cpu_weight()
 
     def usable(self) -> bool:
-        return not self.destroyed and not self.worn() and self.process.returncode is None and not self.process.reap()
+        return (
+            not self.destroyed
+            and not self.worn()
+            and self.process.returncode is None
+            and not self.process.reap()
+        )
 
     def fork(self, request: bytes, fds: list[int]) -> int:
         """Hand it a run's fds and limits; the pidfd of the run's first process. ZygoteError if it fails."""

@@ -155,9 +155,13 @@ class LocalBackend:
         defaults = self.config.defaults
         if lang.name in self.zygotes:
             *loader, main = lang.run.pool
-            spec = box_spec(lang, self.config, [*loader, "--zygote", FILTER_FD, main], limits=defaults, zygote=True)
+            spec = box_spec(
+                lang, self.config, [*loader, "--zygote", FILTER_FD, main], limits=defaults, zygote=True
+            )
             module, inside = ZYGOTE_MODULE
-            return replace(spec, binds=(*spec.binds, (os.path.join(self.config.host.tools_dir, module), inside)))
+            return replace(
+                spec, binds=(*spec.binds, (os.path.join(self.config.host.tools_dir, module), inside))
+            )
         if lang.run.pool:
             return box_spec(lang, self.config, list(lang.run.pool), limits=defaults)
         # A compiled language's: pool-exec as both stages, each told at the hand-over what to run.
@@ -247,7 +251,6 @@ class LocalBackend:
             await box.destroy()
             return None
         return box
-
 
     async def _forked(
         self, zygote: Zygote, lang, spec: RunSpec, files: dict[str, bytes], stdin: bytes | None, slot: int

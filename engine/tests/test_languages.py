@@ -1,4 +1,5 @@
-"""The registry: one valid file per language, and every language's conformance samples, cold and pooled."""
+"""The registry: one valid file per language, and every language's conformance samples, cold, pooled
+and (Python's) forked from a zygote."""
 
 import re
 import shutil
@@ -13,9 +14,10 @@ from sandbox.pool import POOL
 SAMPLES = [(lang.name, sample) for lang in languages.LANGUAGES for sample in lang.samples]
 
 
-@pytest.fixture(params=["cold", "warm"])
+@pytest.fixture(params=["cold", "warm", "zygote"])
 def start(request, settings):
     settings.RUNNER_POOL_SIZE = 0 if request.param == "cold" else 2
+    settings.RUNNER_ZYGOTE = request.param == "zygote"
     return request.param
 
 
@@ -23,12 +25,14 @@ def start(request, settings):
 def test_every_sample_of_every_language_runs_as_its_file_says(api, name, sample, start, settings):
     if sample.libraries and not settings.RUNNER_LIBRARIES:
         pytest.skip("RUNNER_LIBRARIES is off")
-    if start == "warm":
+    if start == "zygote" and not languages.get(name).run.zygote:
+        pytest.skip("its runs are never forked from a zygote")
+    if start != "cold":
         api.run("bash", "true")  # the pools fill behind the first run
         assert POOL.settle()
     before = STARTS[start]
     result = api.run(name, sample.code, stdin=sample.stdin, args=list(sample.args), files=dict(sample.files))
-    if languages.get(name).pooled or start == "cold":
+    if languages.get(name).pooled or start != "warm":
         assert STARTS[start] == before + 1
     exit_code = None if sample.signal or sample.status == "compile_error" else sample.exit_code
     assert (result["status"], result["exitCode"], result["signal"]) == (

@@ -741,18 +741,22 @@ def start(request, settings):
     return request.param
 
 
-# Each case runs in a sandbox started cold, and in a pre-warmed one where its language has them.
+# Each case runs in a sandbox started cold, in a pre-warmed one where its language has them,
+# and forked from a zygote where its language has them (Python: sandbox/zygote.py).
 RUNS = [
     (start, case)
-    for start in ("cold", "warm")
+    for start in ("cold", "warm", "zygote")
     for case in CASES
-    if start == "cold" or languages.get(case.language).pooled
+    if start == "cold"
+    or (start == "warm" and languages.get(case.language).pooled)
+    or (start == "zygote" and languages.get(case.language).run.zygote)
 ]
 
 
 @pytest.mark.parametrize("way, case", RUNS, ids=[f"{way}-{case.name}" for way, case in RUNS])
 def test_a_hostile_program_is_contained(api, canaries, settings, way, case):
     settings.RUNNER_POOL_SIZE = 0 if way == "cold" else 2
+    settings.RUNNER_ZYGOTE = way == "zygote"
     api.run("bash", "true")  # warm: the first run of a test opens what later runs reuse
     lang = languages.get(case.language)
     if lang.build:
