@@ -22,8 +22,8 @@ from dataclasses import dataclass, replace
 
 from . import cgroups, handover, service, unfinished
 from .box import Sandbox
-from .zygote import Zygote
 from .spec import RUN_CGROUP_PREFIX, BoxSpec, Host, SandboxError
+from .zygote import Zygote
 
 log = logging.getLogger(__name__)
 
