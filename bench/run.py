@@ -10,7 +10,10 @@ Starts the server as `make run` does (manage.py serve) on a free loopback port, 
     parallel), against the same 20 inputs sent as 20 runs one after another;
   - throughput: 60 Python runs from 4 concurrent clients, against 60 bare runs on 2 workers;
   - resident memory of the server and everything under it, idle and under that load (VmRSS
-    summed, and PSS: shared pages split among the processes that share them).
+    summed, and PSS: shared pages split among the processes that share them);
+  - with BENCH_PISTON set to a Piston API on loopback (say http://127.0.0.1:2000; nothing of
+    Piston is installed by the project), the same latency runs sent to it too, interleaved, for
+    each language it has, and its Python throughput from the same 4 clients.
 Prints a table with the ratios and writes bench/results/latest.json. Figures are ratios to the
 baseline of the same run; no number here is a test.
 """
@@ -28,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -60,6 +64,13 @@ TARGETS = {
         lambda r: r["javascript"]["api_p50"] <= 0.35 * r["javascript"]["bare_p50"],
     ),
     "bash": ("Bash: p50 <= bare + 4 ms", lambda r: r["bash"]["api_p50"] <= r["bash"]["bare_p50"] + 4),
+}
+# A Piston API to compare with (optional), and the names it may give our languages.
+PISTON = os.environ.get("BENCH_PISTON", "")
+PISTON_NAMES = {
+    "python": ("python", "py", "python3"),
+    "javascript": ("javascript", "js", "node"),
+    "bash": ("bash", "sh"),
 }
 BACK_TO_BACK_RUNS = 30
 GRADED_CASES = 20
@@ -140,6 +151,40 @@ class Api:
         return elapsed
 
 
+class Piston:
+    """One keep-alive connection to a Piston API (v2): POST /api/v2/execute, each language at the
+    version its /api/v2/runtimes lists."""
+
+    def __init__(self, base: str):
+        url = urllib.parse.urlsplit(base)
+        if url.scheme != "http" or not (url.hostname or "").startswith(("127.", "localhost")):
+            raise SystemExit(f"bench: BENCH_PISTON must be an http:// address on loopback, not {base!r}")
+        self.conn = http.client.HTTPConnection(url.hostname, url.port or 80, timeout=60)
+        self.prefix = url.path.rstrip("/")
+        self.conn.request("GET", f"{self.prefix}/api/v2/runtimes")
+        runtimes = json.loads(self.conn.getresponse().read())
+        self.versions = {}
+        for ours, names in PISTON_NAMES.items():
+            for runtime in runtimes:
+                if {runtime["language"], *runtime.get("aliases", [])} & set(names):
+                    self.versions[ours] = (runtime["language"], runtime["version"])
+                    break
+
+    def run(self, language: str, code: str) -> float:
+        name, version = self.versions[language]
+        body = json.dumps({"language": name, "version": version, "files": [{"content": code}]})
+        start = time.perf_counter()
+        self.conn.request("POST", f"{self.prefix}/api/v2/execute", body, {"Content-Type": "application/json"})
+        response = self.conn.getresponse()
+        data = response.read()
+        elapsed = (time.perf_counter() - start) * 1000
+        if response.status != 200 or json.loads(data).get("run", {}).get("stdout") != "1\n":
+            raise SystemExit(
+                f"bench: a {language} run on Piston went wrong: {response.status} {data[:300]!r}"
+            )
+        return elapsed
+
+
 def bare(argv: list[str], language: str | None = None) -> float:
     """One run with no sandbox; a compiled language's in a fresh directory holding its program
     (made before the clock starts, removed after it stops)."""
@@ -186,22 +231,29 @@ def start_server(data: Path) -> tuple[subprocess.Popen, int]:
     raise SystemExit("bench: the server did not start listening")
 
 
-def latency(port: int) -> dict:
+def latency(port: int, piston: Piston | None) -> dict:
     api = Api(port)
+    compared = piston.versions if piston else {}
     for language, (code, _) in PROGRAMS.items():
         for _ in range(WARMUP):
             api.run(language, code)
-    samples = {lang: {"api": [], "bare": []} for lang in PROGRAMS}
+            if language in compared:
+                piston.run(language, code)
+    samples = {lang: {"api": [], "bare": [], "piston": []} for lang in PROGRAMS}
     for _ in range(RUNS):  # interleaved: each round measures everything once
         for language, (code, argv) in PROGRAMS.items():
             samples[language]["api"].append(api.run(language, code))
             if argv:
                 samples[language]["bare"].append(bare(argv, language))
+            if language in compared:
+                samples[language]["piston"].append(piston.run(language, code))
     out = {}
     for language, s in samples.items():
         row = {"api_p50": percentile(s["api"], 0.5), "api_p95": percentile(s["api"], 0.95)}
         if s["bare"]:
             row.update(bare_p50=percentile(s["bare"], 0.5), bare_p95=percentile(s["bare"], 0.95))
+        if s["piston"]:
+            row.update(piston_p50=percentile(s["piston"], 0.5), piston_p95=percentile(s["piston"], 0.95))
         out[language] = row
     return out
 
@@ -253,6 +305,24 @@ def grading(port: int) -> dict:
     }
 
 
+def runs_per_second(clients: int, one) -> float:
+    start = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(one, range(THROUGHPUT_RUNS)))
+    return THROUGHPUT_RUNS / (time.perf_counter() - start)
+
+
+def piston_throughput(piston: Piston) -> float:
+    local = threading.local()
+
+    def one(_):
+        if not hasattr(local, "piston"):
+            local.piston = Piston(PISTON)
+        local.piston.run("python", "print(1)")
+
+    return runs_per_second(4, one)
+
+
 def throughput(port: int, server_pid: int) -> dict:
     peak = {"rss": 0}
     stop = threading.Event()
@@ -271,20 +341,17 @@ def throughput(port: int, server_pid: int) -> dict:
             local.api = Api(port)
         local.api.run("python", "print(1)")
 
-    start = time.perf_counter()
-    with ThreadPoolExecutor(4) as pool:
-        list(pool.map(one, range(THROUGHPUT_RUNS)))
-    api_seconds = time.perf_counter() - start
+    before = starts(port)
+    api_rate = runs_per_second(4, one)
+    after = starts(port)
     stop.set()
     sampler.join()
-    start = time.perf_counter()
-    with ThreadPoolExecutor(2) as pool:
-        list(pool.map(lambda _: bare(PROGRAMS["python"][1]), range(THROUGHPUT_RUNS)))
-    bare_seconds = time.perf_counter() - start
+    bare_rate = runs_per_second(2, lambda _: bare(PROGRAMS["python"][1]))
     return {
-        "api_runs_per_s": THROUGHPUT_RUNS / api_seconds,
-        "bare_runs_per_s": THROUGHPUT_RUNS / bare_seconds,
+        "api_runs_per_s": api_rate,
+        "bare_runs_per_s": bare_rate,
         "loaded_rss_mib": peak["rss"] / 1024,
+        "starts": {kind: after.get(kind, 0) - before.get(kind, 0) for kind in after},
     }
 
 
@@ -305,10 +372,11 @@ def machine() -> str:
 
 
 def main() -> None:
+    piston = Piston(PISTON) if PISTON else None
     data = Path(tempfile.mkdtemp(prefix="playground-bench-"))
     proc, port = start_server(data)
     try:
-        lat = latency(port)
+        lat = latency(port, piston)
         lat_starts = starts(port)
         time.sleep(1)
         b2b = back_to_back(port)
@@ -318,6 +386,8 @@ def main() -> None:
         idle = tree_rss_kib(proc.pid) / 1024
         idle_pss = tree_pss_kib(proc.pid) / 1024
         tput = throughput(port, proc.pid)
+        if piston and "python" in piston.versions:
+            tput["piston_runs_per_s"] = piston_throughput(piston)
     finally:
         proc.terminate()
         proc.wait(10)
@@ -352,6 +422,17 @@ def main() -> None:
         "target": "Python throughput >= 0.65 x the bare loop",
         "met": tput["api_runs_per_s"] >= 0.65 * tput["bare_runs_per_s"],
     }
+    if "piston_runs_per_s" in tput:
+        results["targets"]["piston_throughput"] = {
+            "target": "Python throughput >= 2 x Piston's",
+            "met": tput["api_runs_per_s"] >= 2 * tput["piston_runs_per_s"],
+        }
+    on_piston = [name for name, row in lat.items() if "piston_p50" in row]
+    if on_piston:
+        results["targets"]["piston_latency"] = {
+            "target": f"p50 <= Piston's / 3 in every language it has ({', '.join(on_piston)})",
+            "met": all(3 * lat[name]["api_p50"] <= lat[name]["piston_p50"] for name in on_piston),
+        }
     results["targets"]["memory"] = {
         "target": "idle server with pools <= 200 MiB (PSS)",
         "met": idle_pss <= 200,
@@ -366,8 +447,12 @@ def table(r: dict) -> str:
     lines = [
         f"{r['date']} · {r['machine']} · `{r['command']}`",
         "",
-        "| Language | API p50 | API p95 | Bare p50 | Bare p95 | API / bare (p50) |",
-        "|---|---|---|---|---|---|",
+    ]
+    piston = any("piston_p50" in row for row in lat.values())
+    head = "| Language | API p50 | API p95 | Bare p50 | Bare p95 | API / bare (p50) |"
+    lines += [
+        head + (" Piston p50 | Piston / API (p50) |" if piston else ""),
+        "|---" * (8 if piston else 6) + "|",
     ]
     for language, row in lat.items():
         if "bare_p50" in row:
@@ -376,13 +461,19 @@ def table(r: dict) -> str:
         else:
             ratio = f"{row['api_p50'] / lat['javascript']['api_p50']:.2f} × JavaScript API"
             bare_cells = "– | –"
-        lines.append(
-            f"| {language} | {row['api_p50']:.1f} ms | {row['api_p95']:.1f} ms | {bare_cells} | {ratio} |"
-        )
+        line = f"| {language} | {row['api_p50']:.1f} ms | {row['api_p95']:.1f} ms | {bare_cells} | {ratio} |"
+        if piston:
+            line += (
+                f" {row['piston_p50']:.1f} ms | {row['piston_p50'] / row['api_p50']:.1f} × |"
+                if "piston_p50" in row
+                else " – | – |"
+            )
+        lines.append(line)
+    s = r["latency_starts"]
     lines += [
         "",
-        f"Latency runs: {r['latency_starts']['warm']} took a pre-warmed sandbox, "
-        f"{r['latency_starts']['cold']} started cold.",
+        f"Latency runs: {s['warm']} took a pre-warmed sandbox ({s.get('zygote', 0)} of them forked from a zygote), "
+        f"{s['cold']} started cold.",
         f"Back to back ({BACK_TO_BACK_RUNS} runs each, one after another): TypeScript p50 {b2b['typescript']['p50']:.1f} ms, "
         f"p95 {b2b['typescript']['p95']:.1f} ms; JavaScript p50 {b2b['javascript']['p50']:.1f} ms, "
         f"p95 {b2b['javascript']['p95']:.1f} ms; ratios {b2b['typescript']['p50'] / b2b['javascript']['p50']:.2f} (p50), "
@@ -391,7 +482,16 @@ def table(r: dict) -> str:
         f"as {r['grading_ms']['cases']} runs one after another {r['grading_ms']['separate_p50']:.0f} ms; ratio "
         f"{r['grading_ms']['graded_p50'] / r['grading_ms']['separate_p50']:.2f}.",
         f"Throughput (60 Python runs): API from 4 clients {t['api_runs_per_s']:.1f} runs/s; bare python3 on 2 workers "
-        f"{t['bare_runs_per_s']:.1f} runs/s; ratio {t['api_runs_per_s'] / t['bare_runs_per_s']:.2f}.",
+        f"{t['bare_runs_per_s']:.1f} runs/s; ratio {t['api_runs_per_s'] / t['bare_runs_per_s']:.2f}"
+        + (
+            f"; Piston from 4 clients {t['piston_runs_per_s']:.1f} runs/s (API / Piston "
+            f"{t['api_runs_per_s'] / t['piston_runs_per_s']:.2f})"
+            if "piston_runs_per_s" in t
+            else ""
+        )
+        + f". Of the API's runs, {t['starts'].get('zygote', 0)} were forked from a zygote, "
+        f"{t['starts'].get('warm', 0) - t['starts'].get('zygote', 0)} took another pre-warmed sandbox and "
+        f"{t['starts'].get('cold', 0)} started cold.",
         f"Resident memory of the server and its children (VmRSS summed): idle {r['idle_rss_mib']:.0f} MiB, "
         f"loaded {t['loaded_rss_mib']:.0f} MiB; idle with shared pages counted once (PSS) {r['idle_pss_mib']:.0f} MiB.",
         "",

@@ -4,6 +4,9 @@
  *   sandbox-init STATUS_FD OUT_FD ERR_FD NOFILE FSIZE NPROC DATA [COMPILE] -- PROGRAM [ARGS...]
  *   COMPILE: +compile OUT_FD ERR_FD GO_FD NPROC DATA N COMPILER [ARGS...]   (N words of argv)
  *            (+compile-stdin: the compiler gets fd 0, for a waiting sandbox's hand-over)
+ *   sandbox-init --adopt STATUS_FD PID STARTED_NS
+ *            (a zygote's run: its init has forked the program, PID, at STARTED_NS, and execs
+ *             this to wait for it and report, as pid 1, exactly as below: runtimes/zygote.c)
  *
  * It runs as pid 1 of the sandbox's pid namespace (bwrap --as-pid-1), so the
  * program can't signal it, and its exit ends every process left in the sandbox.
@@ -139,6 +142,15 @@ static int report(int status_fd, const char *stage, int status, long long elapse
 }
 
 int main(int argc, char **argv) {
+    if (argc == 5 && strcmp(argv[1], "--adopt") == 0) {
+        int status_fd = atoi(argv[2]);
+        pid_t child = (pid_t)atoi(argv[3]);
+        long long started = atoll(argv[4]);
+        if (status_fd < 3 || child < 2 || fcntl(status_fd, F_SETFD, FD_CLOEXEC) != 0) goto usage;
+        prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+        int status = wait_for(child);
+        return report(status_fd, "", status, now_ns() - started);
+    }
     if (argc < 10) goto usage;
     int status_fd = atoi(argv[1]);
     if (fcntl(status_fd, F_SETFD, FD_CLOEXEC) != 0) {
@@ -200,6 +212,7 @@ int main(int argc, char **argv) {
 
 usage:
     fprintf(stderr, "usage: sandbox-init STATUS_FD OUT_FD ERR_FD NOFILE FSIZE NPROC DATA"
-                    " [+compile OUT_FD ERR_FD GO_FD NPROC DATA N COMPILER...] -- PROGRAM [ARGS...]\n");
+                    " [+compile OUT_FD ERR_FD GO_FD NPROC DATA N COMPILER...] -- PROGRAM [ARGS...]\n"
+                    "       sandbox-init --adopt STATUS_FD PID STARTED_NS\n");
     return 125;
 }

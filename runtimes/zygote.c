@@ -6,7 +6,8 @@
  * the run, and never in the zygote. Everything a run's process chain does before user code is
  * here in C, so that no Python code of the zygote runs after a fork:
  *
- *   zygote      waits on its control socket (fd 0) for a request: the run's limits, and six
+ *   zygote      waits on its control socket (fd 0) for a request: the run's limits and /proc
+ *               covers, and six
  *               fds the server made for it (stdin, stdout, stderr, status, go-ahead, setup
  *               errors). It forks the run's first process, sends its pidfd back, and then
  *               reaps until it has no child left (it is a child subreaper): everything of the
@@ -16,8 +17,8 @@
  *               the run's own cgroup meanwhile), then enters new mount, pid, IPC and cgroup
  *               namespaces, makes the mounts private, and mounts a fresh tmpfs as the working
  *               directory and another on /dev/shm.
- *   run's init  (pid 1 of the new pid namespace) mounts a fresh /proc and covers it as the
- *               zygote's /proc is covered (the host facts sandbox.procfs masks), sets the
+ *   run's init  (pid 1 of the new pid namespace) mounts a fresh /proc and covers it as every
+ *               sandbox's is (the host facts sandbox.procfs masks, sent with the request), sets the
  *               rlimits, drops every capability, installs the run's seccomp filter (which
  *               denies every namespace and mount call), and forks the program. Then it reaps,
  *               and reports the program's wait status as sandbox-init does.
@@ -51,6 +52,7 @@
 #include <unistd.h>
 
 #define WORKDIR "/tmp"
+#define INIT "/.sandbox-init" /* sandbox.spec.INIT_PATH */
 #define SHM "/dev/shm"
 /* A procfs mounted whole in the zygote (sandbox/argv.py): the kernel lets a run's init mount a
  * fresh one only because it is there. Each run covers it with an empty read-only tmpfs. */
@@ -60,19 +62,25 @@
 enum { IN, OUT, ERR, STATUS, GO, SETUP };
 
 static struct sock_fprog filter;
-/* What covers the zygote's /proc: a file of ours over each host fact (sandbox.procfs), an empty
- * read-only tmpfs over a directory. Read once, at the start; each run's /proc gets the same. */
-static struct cover {
-    char path[256];
+/* What covers a run's /proc (sandbox.procfs): a file of ours over each host fact, an empty
+ * read-only tmpfs over a directory. Sent with each request, so each run's are made for it. */
+struct cover {
+    const char *path;
     int is_dir;
-    char *data;
+    const char *data;
     size_t size;
-} covers[MAX_COVERS];
-static int n_covers;
+};
 
 struct request {
     unsigned long long nofile, fsize, nproc, data, tmpfs, shm;
+    struct cover covers[MAX_COVERS];
+    int n_covers;
 };
+
+/* A request's text: its limits on the first line, then its covers, each `F SIZE PATH\n` and SIZE
+ * bytes, or `D PATH\n`. Kept here, as the covers point into it. */
+#define REQUEST_BYTES (1 << 20)
+static char text[REQUEST_BYTES + 1];
 
 static void die(const char *what) {
     dprintf(SETUP, "zygote: %s: %s\n", what, strerror(errno));
@@ -89,57 +97,6 @@ static void limit(int resource, unsigned long long n) {
     if (n == 0) return;
     struct rlimit rl = {.rlim_cur = n, .rlim_max = n};
     if (setrlimit(resource, &rl) != 0) die("setrlimit");
-}
-
-static int read_cover(struct cover *c) {
-    struct stat st;
-    if (stat(c->path, &st) != 0) return -1;
-    c->is_dir = S_ISDIR(st.st_mode);
-    if (c->is_dir) return 0;
-    int fd = open(c->path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -1;
-    size_t room = 4096;
-    c->data = malloc(room);
-    for (;;) {
-        if (!c->data) {
-            close(fd);
-            errno = ENOMEM;
-            return -1;
-        }
-        ssize_t got = read(fd, c->data + c->size, room - c->size);
-        if (got < 0) {
-            close(fd);
-            return -1;
-        }
-        if (got == 0) break;
-        c->size += got;
-        if (c->size == room) c->data = realloc(c->data, room *= 2);
-    }
-    return close(fd);
-}
-
-static int read_covers(void) {
-    FILE *f = fopen("/proc/self/mountinfo", "re");
-    if (!f) return -1;
-    char line[4096];
-    while (fgets(line, sizeof line, f)) {
-        char point[4096];
-        if (sscanf(line, "%*s %*s %*s %*s %4095s", point) != 1) continue;
-        if (strncmp(point, "/proc/", 6) != 0) continue;
-        if (n_covers == MAX_COVERS || strlen(point) >= sizeof covers[0].path) {
-            fclose(f);
-            errno = E2BIG;
-            return -1;
-        }
-        strcpy(covers[n_covers].path, point);
-        if (read_cover(&covers[n_covers]) != 0) {
-            fclose(f);
-            return -1;
-        }
-        n_covers++;
-    }
-    fclose(f);
-    return 0;
 }
 
 /* The fds of the request at 0..5, everything else closed. */
@@ -179,11 +136,11 @@ static void write_file(const char *path, const char *data, size_t size) {
 
 /* A fresh /proc, covered as the zygote's is. The files bound over it are made in a tmpfs on
  * WHOLE_PROC, which an empty read-only tmpfs then covers in turn. */
-static void fresh_proc(void) {
+static void fresh_proc(const struct request *rq) {
     if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0) die("/proc");
     if (mount("tmpfs", WHOLE_PROC, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=700") != 0) die(WHOLE_PROC);
-    for (int i = 0; i < n_covers; i++) {
-        const struct cover *c = &covers[i];
+    for (int i = 0; i < rq->n_covers; i++) {
+        const struct cover *c = &rq->covers[i];
         if (c->is_dir) {
             if (mount("tmpfs", c->path, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, "size=4096,mode=755") != 0)
                 die(c->path);
@@ -218,7 +175,7 @@ static void drop_capabilities(void) {
 
 /* The run's init: pid 1 of its pid namespace. Returns in the program's process only. */
 static void init(const struct request *rq) {
-    fresh_proc();
+    fresh_proc(rq);
     /* Set here, not in the program's process, so that a failure is reported as the setup's. */
     limit(RLIMIT_NOFILE, rq->nofile);
     limit(RLIMIT_FSIZE, rq->fsize);
@@ -245,6 +202,16 @@ static void init(const struct request *rq) {
     close(OUT);
     close(ERR);
     close(SETUP);
+    /* The sandbox's own init waits and reports from here on, so that pid 1 is what it is in every
+     * sandbox (and holds nothing of the zygote's memory). */
+    char pid_arg[16], started_arg[24];
+    snprintf(pid_arg, sizeof pid_arg, "%d", program);
+    snprintf(started_arg, sizeof started_arg, "%lld", started);
+    char *const argv[] = {INIT, "--adopt", "3", pid_arg, started_arg, NULL};
+    char *const envp[] = {NULL};
+    fcntl(STATUS, F_SETFD, 0);
+    execve(INIT, argv, envp);
+    fcntl(STATUS, F_SETFD, FD_CLOEXEC); /* (it is not there: wait here instead) */
     int status;
     for (;;) {
         pid_t done = waitpid(-1, &status, 0);
@@ -305,10 +272,41 @@ static int send_pidfd(int control, int pidfd) {
     return sendmsg(control, &msg, MSG_NOSIGNAL) == 1 ? 0 : -1;
 }
 
-/* One request: the limits as text, and exactly FDS fds. 0: the server is gone. */
+static void malformed(const char *what) {
+    fprintf(stderr, "zygote: a malformed request: %s\n", what);
+    _exit(125);
+}
+
+/* The covers after the first line of the request's text (n bytes in all). */
+static void parse_covers(struct request *rq, char *at, char *end) {
+    rq->n_covers = 0;
+    while (at < end) {
+        if (rq->n_covers == MAX_COVERS) malformed("too many covers");
+        struct cover *c = &rq->covers[rq->n_covers++];
+        char *line_end = memchr(at, '\n', end - at);
+        if (!line_end || line_end - at < 3 || at[1] != ' ') malformed("a cover");
+        *line_end = '\0';
+        c->is_dir = at[0] == 'D';
+        if (c->is_dir) {
+            c->path = at + 2;
+        } else if (at[0] == 'F') {
+            char *path;
+            c->size = strtoull(at + 2, &path, 10);
+            if (*path != ' ' || c->size > (size_t)(end - line_end - 1)) malformed("a cover's size");
+            c->path = path + 1;
+            c->data = line_end + 1;
+            line_end += c->size;
+        } else {
+            malformed("a cover's kind");
+        }
+        if (strncmp(c->path, "/proc/", 6) != 0 || strstr(c->path, "..")) malformed("a cover's path");
+        at = line_end + 1;
+    }
+}
+
+/* One request: its text, and exactly FDS fds. 0: the server is gone. */
 static int receive(int control, struct request *rq, int *fds) {
-    char text[256];
-    struct iovec iov = {text, sizeof text - 1};
+    struct iovec iov = {text, REQUEST_BYTES};
     union {
         char buf[CMSG_SPACE(FDS * sizeof(int))];
         struct cmsghdr align;
@@ -332,12 +330,12 @@ static int receive(int control, struct request *rq, int *fds) {
                 close(fd);
         }
     }
-    if (count != FDS || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
-        sscanf(text, "%llu %llu %llu %llu %llu %llu", &rq->nofile, &rq->fsize, &rq->nproc, &rq->data, &rq->tmpfs,
-               &rq->shm) != 6) {
-        fprintf(stderr, "zygote: a malformed request\n");
-        _exit(125);
-    }
+    if (count != FDS || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) malformed("its fds");
+    char *first = memchr(text, '\n', n);
+    if (!first || sscanf(text, "%llu %llu %llu %llu %llu %llu", &rq->nofile, &rq->fsize, &rq->nproc, &rq->data,
+                         &rq->tmpfs, &rq->shm) != 6)
+        malformed("its limits");
+    parse_covers(rq, first + 1, text + n);
     return 1;
 }
 
@@ -355,12 +353,11 @@ static PyObject *serve(PyObject *self, PyObject *args) {
     filter.filter = malloc(size);
     if (!filter.filter) return PyErr_NoMemory();
     memcpy(filter.filter, program, size);
-    if (read_covers() != 0) return PyErr_SetFromErrno(PyExc_OSError);
     /* Orphans of a run come to the zygote, which waits for them all before the next run. */
     if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0 || prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
         return PyErr_SetFromErrno(PyExc_OSError);
     for (;;) {
-        struct request rq;
+        static struct request rq;
         int fds[FDS];
         if (!receive(control, &rq, fds)) _exit(0);
         /* As os.fork() does: the interpreter's locks are taken across the fork, and reset in

@@ -79,7 +79,8 @@ def open_tools(spec: BoxSpec, host: Host, fds: list[int]) -> Tools:
             os.close(fd)
             tools.binds.append((source, dest))
     # One fd each: bwrap reads a --ro-bind-data fd to its end, then closes it.
-    for path, data in procfs.masks(spec.limits).items():
+    # (A zygote has no /proc of its own: each of its runs gets one, with the masks, from it.)
+    for path, data in procfs.masks(spec.limits).items() if not spec.zygote else ():
         tools.proc[path] = memfd(path.rsplit("/", 1)[-1], data)
         fds.append(tools.proc[path])
     return tools
@@ -127,12 +128,17 @@ def bwrap_argv(
     for path in spec.hide:
         if os.path.isdir(path):
             argv += ["--size", "4096", "--tmpfs", path, "--remount-ro", path]
-    argv += ["--proc", "/proc"]
-    # The host's counters and facts in /proc, masked (sandbox.procfs).
-    for dest, fd in tools.proc.items():
-        argv += ["--ro-bind-data", str(fd), dest]
-    for dest in procfs.existing(procfs.EMPTY_DIRS):
-        argv += ["--size", "4096", "--tmpfs", dest, "--remount-ro", dest]
+    if spec.zygote:
+        # A zygote's runs mount their own /proc, /tmp and /dev/shm (runtimes/zygote.c), each on
+        # an empty directory here, so that each is the only mount there, as in any sandbox.
+        argv += ["--dir", "/proc"]
+    else:
+        argv += ["--proc", "/proc"]
+        # The host's counters and facts in /proc, masked (sandbox.procfs).
+        for dest, fd in tools.proc.items():
+            argv += ["--ro-bind-data", str(fd), dest]
+        for dest in procfs.existing(procfs.EMPTY_DIRS):
+            argv += ["--size", "4096", "--tmpfs", dest, "--remount-ro", dest]
     # /dev as bwrap's --dev makes it, less the devpts: no ptys, as every devpts draws on the
     # host's kernel.pty.max (bwrap's sets no max=), so one run could take every pty on the host.
     # /dev/pts is an empty directory. A writable /dev tmpfs would have no size cap: /dev/shm
@@ -146,12 +152,16 @@ def bwrap_argv(
     if spec.zygote:
         # The kernel lets a run's init mount a fresh /proc only where a procfs is mounted whole,
         # with nothing over any of its files: this one, which each run covers (runtimes/zygote.c).
-        argv += ["--proc", ZYGOTE_PROC]
-    argv += [
-        "--size", str(DEV_SHM_BYTES), "--tmpfs", "/dev/shm",
-        "--remount-ro", "/dev",
-        "--size", str(lim.tmpfs_mib << 20), "--perms", "1777", "--tmpfs", WORKDIR,
-    ]  # fmt: skip
+        argv += [
+            "--proc", ZYGOTE_PROC, "--dir", "/dev/shm", "--remount-ro", "/dev",
+            "--perms", "1777", "--dir", WORKDIR,
+        ]  # fmt: skip
+    else:
+        argv += [
+            "--size", str(DEV_SHM_BYTES), "--tmpfs", "/dev/shm",
+            "--remount-ro", "/dev",
+            "--size", str(lim.tmpfs_mib << 20), "--perms", "1777", "--tmpfs", WORKDIR,
+        ]  # fmt: skip
     # The code arrives through file descriptors that bwrap copies into the fresh
     # tmpfs: the host never writes into a directory the program controls.
     # What an earlier compile built is placed read-only, a program 0555.

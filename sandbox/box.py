@@ -16,9 +16,7 @@ import asyncio
 import logging
 import os
 import signal as signals
-import socket
 import time
-from dataclasses import replace
 
 from . import cgroups, seccomp, teardown, unfinished
 from .argv import CompileFds, bwrap_argv, launcher_argv, open_tools
@@ -40,9 +38,6 @@ from .stdin import StdinPipe
 from .usage import Meter
 
 log = logging.getLogger(__name__)
-
-# In a zygote's argv: replaced by the number of the fd its runs' seccomp filter comes on.
-FILTER_FD = "{filter-fd}"
 
 
 class Sandbox:
@@ -127,15 +122,10 @@ class Sandbox:
         try:
             try:
                 filter_fd = memfd("seccomp", seccomp.bpf(zygote=self.spec.zygote))
-                # A zygote reads the filter of its runs from an fd named in its argv.
-                run_filter_fd = memfd("seccomp-run", seccomp.bpf()) if self.spec.zygote else None
+                fds.append(filter_fd)
+                spec, extra = self._program(fds)
             except seccomp.Unavailable as e:
                 raise SandboxError(str(e)) from e
-            fds.append(filter_fd)
-            spec = self.spec
-            if run_filter_fd is not None:
-                fds.append(run_filter_fd)
-                spec = replace(spec, argv=[a.replace(FILTER_FD, str(run_filter_fd)) for a in spec.argv])
             placed = {**self.spec.files, **{name: made.data for name, made in self.spec.built.items()}}
             file_fds = {name: memfd(name, data) for name, data in placed.items()}
             fds += file_fds.values()
@@ -149,12 +139,7 @@ class Sandbox:
                 go_r, self._go_fd = os.pipe2(os.O_CLOEXEC)
                 fds += [c_out, c_err, go_r]
                 build = CompileFds(c_out, c_err, go_r)
-            if self.spec.zygote:
-                # A zygote's stdin is its control socket, both ways (sandbox.zygote).
-                ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-                in_r, in_w = theirs.detach(), ours.detach()
-            else:
-                in_r, in_w = pipe()
+            in_r, in_w = self._stdin()
             fds.append(in_r)
             self.stdin = StdinPipe(in_w)
             self._out_fd, out_w = pipe()
@@ -187,13 +172,21 @@ class Sandbox:
                     *file_fds.values(),
                     *tools.fds(),
                     *(build.fds() if build else ()),
-                    *([run_filter_fd] if run_filter_fd is not None else []),
+                    *extra,
                 ],
                 start_new_session=True,
             )
         finally:
             for fd in fds:
                 os.close(fd)
+
+    def _program(self, fds: list[int]) -> tuple[BoxSpec, list[int]]:
+        """The spec bwrap is given, and fds its program gets besides (added to fds: a zygote's)."""
+        return self.spec, []
+
+    def _stdin(self) -> tuple[int, int]:
+        """The program's stdin: its end, and ours."""
+        return pipe()
 
     async def attach(self, stdin: bytes | None) -> None:
         """Connect the output pipes to the running loop, and give the program its input.

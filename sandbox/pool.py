@@ -138,6 +138,10 @@ class Pool:
         if not keep:
             _discard(box)
 
+    def _lent_count(self, name: str) -> int:
+        """Zygotes serving a run (one destroyed meanwhile, without being given back, is not)."""
+        return sum(not box.destroyed for box in self._lent.get(name, ()))
+
     def idle(self, name: str) -> list[Sandbox]:
         """The sandboxes waiting for this name's runs (a zygote between two runs is one)."""
         with self._lock:
@@ -174,7 +178,7 @@ class Pool:
             with self._lock:
                 config = self._config
                 full = config is None or all(
-                    len(b) + len(self._lent.get(n, ())) >= config.size_of(n) for n, b in self._boxes.items()
+                    len(b) + self._lent_count(n) >= config.size_of(n) for n, b in self._boxes.items()
                 )
                 if full and not self._launching:
                     return True
@@ -198,7 +202,7 @@ class Pool:
                 wanted = [
                     name
                     for name in (config.names() if config else ())
-                    if len(self._boxes[name]) + len(self._lent.get(name, ())) < config.size_of(name)
+                    if len(self._boxes[name]) + self._lent_count(name) < config.size_of(name)
                 ]
                 if not wanted:
                     self._wake.wait(IDLE_CHECK_SECONDS)

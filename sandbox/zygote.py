@@ -31,10 +31,11 @@ import select
 import signal
 import socket
 import time
+from dataclasses import replace
 
-from . import cgroups, unfinished
+from . import cgroups, procfs, seccomp, unfinished
 from .box import Sandbox
-from .process import pipe
+from .process import memfd, pipe
 from .spec import DEV_SHM_BYTES, RUN_CGROUP_PREFIX, BoxSpec, Host, SandboxError
 from .status import StatusPipe
 from .stdin import StdinPipe
@@ -48,6 +49,10 @@ ANSWER_SECONDS = 2.0  # a zygote that has not forked in this time is broken
 # The zygote's own processes (its sandbox-init and itself) run on the run's host uid too, and
 # count against the program's RLIMIT_NPROC as bwrap and sandbox-init do in a sandbox of its own.
 EXTRA_PROCESSES = 2
+
+
+# In a zygote's argv: replaced by the number of the fd its runs' seccomp filter comes on.
+FILTER_FD = "{filter-fd}"
 
 
 class ZygoteError(SandboxError):
@@ -68,6 +73,19 @@ class Zygote(Sandbox):
         super()._launch()
         control, self._output = self.take_pipes()
         self.control = socket.socket(fileno=control)
+
+    def _program(self, fds: list[int]) -> tuple[BoxSpec, list[int]]:
+        """It reads the filter of its runs from an fd named in its argv."""
+        run_filter = memfd("seccomp-run", seccomp.bpf())
+        fds.append(run_filter)
+        return replace(self.spec, argv=[a.replace(FILTER_FD, str(run_filter)) for a in self.spec.argv]), [
+            run_filter
+        ]
+
+    def _stdin(self) -> tuple[int, int]:
+        """Its stdin is its control socket, both ways."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        return theirs.detach(), ours.detach()
 
     def worn(self) -> bool:
         """It has served its share of runs (or of time): replace it rather than lend it again."""
@@ -238,11 +256,7 @@ class ZygoteRun(Sandbox):
             uid = self.host.uid(self.zygote.spec.slot)
             for fd in (in_r, out_w, err_w):
                 os.fchown(fd, uid, uid)
-            data_limit = 0 if support.has("memory") else lim.memory_mib << 20
-            request = (
-                f"{lim.open_files} {lim.file_size_mib << 20} {lim.processes + EXTRA_PROCESSES} "
-                f"{data_limit} {lim.tmpfs_mib << 20} {DEV_SHM_BYTES}\n"
-            ).encode()
+            request = self._request(support)
             self.started_ns = time.monotonic_ns()
             self.process = Forked(self.zygote.fork(request, [in_r, out_w, err_w, status_w, go_r, setup_w]))
         finally:
@@ -256,6 +270,20 @@ class ZygoteRun(Sandbox):
             os.write(go, b"g")
         finally:
             os.close(go)
+
+    def _request(self, support: cgroups.Support) -> bytes:
+        """The run's limits, then what covers its /proc: made for this run, as for any sandbox
+        (sandbox.argv), in runtimes/zygote.c's words."""
+        lim = self.spec.limits
+        data_limit = 0 if support.has("memory") else lim.memory_mib << 20
+        parts = [
+            f"{lim.open_files} {lim.file_size_mib << 20} {lim.processes + EXTRA_PROCESSES} "
+            f"{data_limit} {lim.tmpfs_mib << 20} {DEV_SHM_BYTES}\n".encode()
+        ]
+        for path, data in procfs.masks(lim).items():
+            parts += [f"F {len(data)} {path}\n".encode(), data]
+        parts += [f"D {path}\n".encode() for path in procfs.existing(procfs.EMPTY_DIRS)]
+        return b"".join(parts)
 
     def kill(self) -> None:
         """Kill every process of the run: its whole cgroup (nothing of the zygote is in it)."""

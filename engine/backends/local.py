@@ -16,11 +16,10 @@ from collections import deque
 from dataclasses import replace
 
 from sandbox import BoxSpec, Outcome, Sandbox, SandboxError, built, cgroups, probe
-from sandbox.box import FILTER_FD
 from sandbox.built import Artifact, NotBuilt
 from sandbox.pool import POOL, PoolConfig, hand_over, sweep
 from sandbox.process import PipeReader
-from sandbox.zygote import Zygote, ZygoteError, ZygoteRun
+from sandbox.zygote import FILTER_FD, Zygote, ZygoteError, ZygoteRun
 
 from .. import languages
 from ..backend import Chunk, StageExit
@@ -159,9 +158,9 @@ class LocalBackend:
                 lang, self.config, [*loader, "--zygote", FILTER_FD, main], limits=defaults, zygote=True
             )
             module, inside = ZYGOTE_MODULE
-            return replace(
-                spec, binds=(*spec.binds, (os.path.join(self.config.host.tools_dir, module), inside))
-            )
+            # (Its runs' home files come with each run: each has a fresh working directory.)
+            module_bind = (os.path.join(self.config.host.tools_dir, module), inside)
+            return replace(spec, files={}, binds=(*spec.binds, module_bind))
         if lang.run.pool:
             return box_spec(lang, self.config, list(lang.run.pool), limits=defaults)
         # A compiled language's: pool-exec as both stages, each told at the hand-over what to run.
