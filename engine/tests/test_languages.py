@@ -12,21 +12,23 @@ from engine.backends.local import STARTS
 from sandbox.pool import POOL
 
 SAMPLES = [(lang.name, sample) for lang in languages.LANGUAGES for sample in lang.samples]
+# Every sample cold and pooled, and forked from a zygote where its language's runs are.
+STARTS_SAMPLES = [
+    (start, name, sample)
+    for start in ("cold", "warm", "zygote")
+    for name, sample in SAMPLES
+    if start != "zygote" or languages.get(name).run.zygote
+]
 
 
-@pytest.fixture(params=["cold", "warm", "zygote"])
-def start(request, settings):
-    settings.RUNNER_POOL_SIZE = 0 if request.param == "cold" else 2
-    settings.RUNNER_ZYGOTE = request.param == "zygote"
-    return request.param
-
-
-@pytest.mark.parametrize("name, sample", SAMPLES, ids=[f"{n}-{s.name}" for n, s in SAMPLES])
+@pytest.mark.parametrize(
+    "start, name, sample", STARTS_SAMPLES, ids=[f"{n}-{s.name}-{start}" for start, n, s in STARTS_SAMPLES]
+)
 def test_every_sample_of_every_language_runs_as_its_file_says(api, name, sample, start, settings):
+    settings.RUNNER_POOL_SIZE = 0 if start == "cold" else 2
+    settings.RUNNER_ZYGOTE = start == "zygote"
     if sample.libraries and not settings.RUNNER_LIBRARIES:
         pytest.skip("RUNNER_LIBRARIES is off")
-    if start == "zygote" and not languages.get(name).run.zygote:
-        pytest.skip("its runs are never forked from a zygote")
     if start != "cold":
         api.run("bash", "true")  # the pools fill behind the first run
         assert POOL.settle()
