@@ -228,15 +228,73 @@ static void init(const struct request *rq) {
 }
 
 /* The run's first process, forked by the zygote. Returns in the program's process only. */
-static void first(const int *fds, const struct request *rq) {
+/* In the run's first process: said on the setup fd, as every failure before the program. */
+static void malformed(const char *what) {
+    dprintf(SETUP, "zygote: a malformed request: %s\n", what);
+    _exit(125);
+}
+
+/* The covers after the first line of the request's text (n bytes in all). */
+static void parse_covers(struct request *rq, char *at, char *end) {
+    rq->n_covers = 0;
+    while (at < end) {
+        if (rq->n_covers == MAX_COVERS) malformed("too many covers");
+        struct cover *c = &rq->covers[rq->n_covers++];
+        char *line_end = memchr(at, '\n', end - at);
+        if (!line_end || line_end - at < 3 || at[1] != ' ') malformed("a cover");
+        *line_end = '\0';
+        c->is_dir = at[0] == 'D';
+        if (c->is_dir) {
+            c->path = at + 2;
+        } else if (at[0] == 'F') {
+            char *path;
+            c->size = strtoull(at + 2, &path, 10);
+            if (*path != ' ' || c->size > (size_t)(end - line_end - 1)) malformed("a cover's size");
+            c->path = path + 1;
+            c->data = line_end + 1;
+            line_end += c->size;
+        } else {
+            malformed("a cover's kind");
+        }
+        if (strncmp(c->path, "/proc/", 6) != 0 || strstr(c->path, "..")) malformed("a cover's path");
+        at = line_end + 1;
+    }
+}
+
+/* The text of a request: its limits on the first line, then its covers. */
+static void parse_request(struct request *rq, size_t n) {
+    text[n] = '\0';
+    char *first = memchr(text, '\n', n);
+    if (!first || sscanf(text, "%llu %llu %llu %llu %llu %llu", &rq->nofile, &rq->fsize, &rq->nproc, &rq->data,
+                         &rq->tmpfs, &rq->shm) != 6)
+        malformed("its limits");
+    parse_covers(rq, first + 1, text + n);
+}
+
+/* Exactly n bytes from the go-ahead pipe; at EOF (the server gave up on the run) exit. */
+static void read_go(char *into, size_t n) {
+    while (n) {
+        ssize_t got = read(GO, into, n);
+        if (got < 0 && errno == EINTR) continue;
+        if (got <= 0) _exit(125);
+        into += got;
+        n -= got;
+    }
+}
+
+static void first(const int *fds, struct request *rq) {
     place(fds);
     setsid();
-    char go;
-    ssize_t got;
-    do got = read(GO, &go, 1);
-    while (got < 0 && errno == EINTR);
-    if (got != 1) _exit(125); /* the server gave up on the run */
+    /* Parked until the run comes: its go-ahead is its request, an 8-byte big-endian length and
+     * the text (parse_request). */
+    unsigned char head[8];
+    read_go((char *)head, 8);
+    unsigned long long n = 0;
+    for (int i = 0; i < 8; i++) n = n << 8 | head[i];
+    if (n > REQUEST_BYTES) malformed("too long");
+    read_go(text, n);
     close(GO);
+    parse_request(rq, n);
     if (unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWCGROUP) != 0) die("unshare");
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) die("making mounts private");
     fresh_tmpfs(WORKDIR, rq->tmpfs);
@@ -272,41 +330,10 @@ static int send_pidfd(int control, int pidfd) {
     return sendmsg(control, &msg, MSG_NOSIGNAL) == 1 ? 0 : -1;
 }
 
-static void malformed(const char *what) {
-    fprintf(stderr, "zygote: a malformed request: %s\n", what);
-    _exit(125);
-}
-
-/* The covers after the first line of the request's text (n bytes in all). */
-static void parse_covers(struct request *rq, char *at, char *end) {
-    rq->n_covers = 0;
-    while (at < end) {
-        if (rq->n_covers == MAX_COVERS) malformed("too many covers");
-        struct cover *c = &rq->covers[rq->n_covers++];
-        char *line_end = memchr(at, '\n', end - at);
-        if (!line_end || line_end - at < 3 || at[1] != ' ') malformed("a cover");
-        *line_end = '\0';
-        c->is_dir = at[0] == 'D';
-        if (c->is_dir) {
-            c->path = at + 2;
-        } else if (at[0] == 'F') {
-            char *path;
-            c->size = strtoull(at + 2, &path, 10);
-            if (*path != ' ' || c->size > (size_t)(end - line_end - 1)) malformed("a cover's size");
-            c->path = path + 1;
-            c->data = line_end + 1;
-            line_end += c->size;
-        } else {
-            malformed("a cover's kind");
-        }
-        if (strncmp(c->path, "/proc/", 6) != 0 || strstr(c->path, "..")) malformed("a cover's path");
-        at = line_end + 1;
-    }
-}
-
-/* One request: its text, and exactly FDS fds. 0: the server is gone. */
-static int receive(int control, struct request *rq, int *fds) {
-    struct iovec iov = {text, REQUEST_BYTES};
+/* A fork request: exactly FDS fds (and a byte). 0: the server is gone. */
+static int receive(int control, int *fds) {
+    char byte;
+    struct iovec iov = {&byte, 1};
     union {
         char buf[CMSG_SPACE(FDS * sizeof(int))];
         struct cmsghdr align;
@@ -316,7 +343,6 @@ static int receive(int control, struct request *rq, int *fds) {
     do n = recvmsg(control, &msg, MSG_CMSG_CLOEXEC);
     while (n < 0 && errno == EINTR);
     if (n <= 0) return 0;
-    text[n] = '\0';
     int count = 0;
     for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
         if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
@@ -330,12 +356,10 @@ static int receive(int control, struct request *rq, int *fds) {
                 close(fd);
         }
     }
-    if (count != FDS || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) malformed("its fds");
-    char *first = memchr(text, '\n', n);
-    if (!first || sscanf(text, "%llu %llu %llu %llu %llu %llu", &rq->nofile, &rq->fsize, &rq->nproc, &rq->data,
-                         &rq->tmpfs, &rq->shm) != 6)
-        malformed("its limits");
-    parse_covers(rq, first + 1, text + n);
+    if (count != FDS || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+        fprintf(stderr, "zygote: a malformed request: not %d fds\n", FDS);
+        _exit(125);
+    }
     return 1;
 }
 
@@ -359,7 +383,7 @@ static PyObject *serve(PyObject *self, PyObject *args) {
     for (;;) {
         static struct request rq;
         int fds[FDS];
-        if (!receive(control, &rq, fds)) _exit(0);
+        if (!receive(control, fds)) _exit(0);
         /* As os.fork() does: the interpreter's locks are taken across the fork, and reset in
          * the child (the program's process) by PyOS_AfterFork_Child(). */
         PyOS_BeforeFork();

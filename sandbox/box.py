@@ -388,6 +388,10 @@ class Sandbox:
                 self.stdin.cancel()
             self._release()
 
+    def held_cgroups(self) -> set[str]:
+        """The directories of its cgroup (a zygote's: and its parked run's)."""
+        return set(self.cgroup.dirs.values()) if self.cgroup else set()
+
     def restore_cpu_weight(self) -> None:
         """A pooled sandbox that waited at the idle weight gets the normal one for its run."""
         if self.cgroup:

@@ -66,7 +66,10 @@ class Pool:
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._boxes: dict[str, deque[Sandbox]] = {}
-        self._lent: dict[str, set[Sandbox]] = {}  # zygotes serving a run, by name
+        self._lent: dict[str, set[Sandbox]] = {}  # zygotes serving a run, or being readied again
+        self._parking: deque[tuple[str, Zygote]] = deque()  # zygotes to ready for their next run
+        self._fresh: dict[str, set[Sandbox]] = {}  # zygotes launched, readying their first run
+        self._readying = 0  # threads readying a zygote (Pool._ready)
         self._config: PoolConfig | None = None
         self._thread: threading.Thread | None = None
         self._next_uid = 0
@@ -81,6 +84,7 @@ class Pool:
                 stale = [box for boxes in self._boxes.values() for box in boxes]
                 self._boxes = {name: deque() for name in config.names()}
                 self._lent = {name: set() for name in config.zygotes}
+                self._fresh = {name: set() for name in config.zygotes}
                 self._config = config
                 self._wake.notify()
             if config.size and (self._thread is None or not self._thread.is_alive()):
@@ -125,22 +129,27 @@ class Pool:
         return None
 
     def give_back(self, name: str, box: Zygote, usable: bool = True) -> None:
-        """A zygote's run is over (its cgroup provably empty): it waits for the next, or is
-        replaced when it has served its share or is broken (or the caller says it is unusable)."""
+        """A zygote's run is over (its cgroup provably empty): the pool's thread readies it for
+        the next (Zygote.park), or it is replaced when it has served its share or is broken (or
+        the caller says it is unusable)."""
         with self._lock:
             lent = self._lent.get(name, set())
             # Not if the pools were replaced or drained meanwhile.
             keep = usable and self._config is not None and box in lent and box.usable()
-            lent.discard(box)
             if keep:
-                self._boxes[name].append(box)
+                self._parking.append((name, box))  # still counted as lent until it is ready
+            else:
+                lent.discard(box)
             self._wake.notify()
         if not keep:
             _discard(box)
 
     def _lent_count(self, name: str) -> int:
-        """Zygotes serving a run (one destroyed meanwhile, without being given back, is not)."""
-        return sum(not box.destroyed for box in self._lent.get(name, ()))
+        """Zygotes serving a run that will serve another, or readying their first. One serving its
+        last (worn) is not counted, so that its successor starts meanwhile; nor one destroyed
+        without being given back."""
+        lent = sum(not box.destroyed and not box.worn() for box in self._lent.get(name, ()))
+        return lent + len(self._fresh.get(name, ()))
 
     def idle(self, name: str) -> list[Sandbox]:
         """The sandboxes waiting for this name's runs (a zygote between two runs is one)."""
@@ -158,13 +167,7 @@ class Pool:
 
     def idle_cgroups(self) -> set[str]:
         with self._lock:
-            return {
-                d
-                for boxes in self._boxes.values()
-                for box in boxes
-                if box.cgroup
-                for d in box.cgroup.dirs.values()
-            }
+            return {d for boxes in self._boxes.values() for box in boxes for d in box.held_cgroups()}
 
     def held_fds(self) -> int:
         """How many of the server's fds the waiting sandboxes hold (their pipes and pidfds)."""
@@ -180,7 +183,7 @@ class Pool:
                 full = config is None or all(
                     len(b) + self._lent_count(n) >= config.size_of(n) for n, b in self._boxes.items()
                 )
-                if full and not self._launching:
+                if full and not self._launching and not self._parking and not self._readying:
                     return True
             time.sleep(0.01)
         return False
@@ -199,6 +202,15 @@ class Pool:
         while True:
             with self._lock:
                 config = self._config
+                while self._parking:
+                    # Each in a thread of its own: a new zygote's wait for Python's start must
+                    # not hold up another's next run.
+                    name, box = self._parking.popleft()
+                    self._readying += 1
+                    threading.Thread(target=self._ready, args=(name, box, config, True), daemon=True).start()
+            for box in self._worn(config):
+                _discard(box)  # (replaced below)
+            with self._lock:
                 wanted = [
                     name
                     for name in (config.names() if config else ())
@@ -225,6 +237,13 @@ class Pool:
                     self._launching = False
                     self._wake.wait(IDLE_CHECK_SECONDS)
                 continue
+            if isinstance(box, Zygote):
+                with self._lock:
+                    self._launching = False
+                    self._fresh.setdefault(name, set()).add(box)
+                    self._readying += 1
+                threading.Thread(target=self._ready, args=(name, box, config, False), daemon=True).start()
+                continue
             with self._lock:
                 self._launching = False
                 if config == self._config:
@@ -232,6 +251,38 @@ class Pool:
                     box = None
             if box is not None:
                 _discard(box)
+
+    def _worn(self, config: PoolConfig | None) -> list[Zygote]:
+        """Waiting zygotes past their share of time, taken out of the pool to be replaced before a
+        run finds them so."""
+        with self._lock:
+            worn = [
+                box for name in (config.zygotes if config else ()) for box in self._boxes[name] if box.worn()
+            ]
+            for name in config.zygotes if worn else ():
+                self._boxes[name] = deque(box for box in self._boxes[name] if box not in worn)
+        return worn
+
+    def _ready(self, name: str, box: Zygote, config: PoolConfig | None, lent: bool) -> None:
+        """Park a zygote's next run (in a thread of its own, off every event loop: it waits for the
+        fork and for the cgroup join), then let it wait in the pool; discard it if that fails.
+        lent: it is back from a run (and still counted as lent), else just launched."""
+        try:
+            box.park()
+        except SandboxError as e:
+            log.error("a %s zygote could not ready its next run; it is replaced: %s", name, e)
+            box.retire()
+        with self._lock:
+            self._readying -= 1
+            held = self._lent.get(name, set()) if lent else self._fresh.get(name, set())
+            # Not if the pools were replaced or drained meanwhile.
+            keep = config is not None and config == self._config and box.usable() and box in held
+            held.discard(box)
+            if keep:
+                self._boxes[name].append(box)
+            self._wake.notify()
+        if not keep:
+            _discard(box)
 
     def _free_slot(self, host: Host) -> int | None:
         """The next pool slot whose uid no sandbox still holds (waiting, running or dying): a

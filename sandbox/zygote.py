@@ -35,8 +35,8 @@ from dataclasses import replace
 
 from . import cgroups, procfs, seccomp, unfinished
 from .box import Sandbox
-from .process import memfd, pipe
-from .spec import DEV_SHM_BYTES, RUN_CGROUP_PREFIX, BoxSpec, Host, SandboxError
+from .process import memfd, pipe, write_all
+from .spec import DEV_SHM_BYTES, RUN_CGROUP_PREFIX, BoxSpec, Host, Limits, SandboxError
 from .status import StatusPipe
 from .stdin import StdinPipe
 from .usage import Meter
@@ -45,7 +45,9 @@ log = logging.getLogger(__name__)
 
 ZYGOTE_RUNS = 16  # runs one zygote serves before it is replaced
 ZYGOTE_SECONDS = 60.0  # and the longest it serves
-ANSWER_SECONDS = 2.0  # a zygote that has not forked in this time is broken
+# A zygote that has not forked in this time is broken. (It forks in the pool's thread, never on an
+# event loop; a new one answers once Python has started.)
+ANSWER_SECONDS = 10.0
 # The zygote's own processes (its sandbox-init and itself) run on the run's host uid too, and
 # count against the program's RLIMIT_NPROC as bwrap and sandbox-init do in a sandbox of its own.
 EXTRA_PROCESSES = 2
@@ -66,8 +68,10 @@ class Zygote(Sandbox):
         super().__init__(spec, host)
         self.control: socket.socket | None = None
         self._output: int | None = None  # its own stdout: it says nothing there
-        self.runs = 0
+        self.runs = 0  # runs forked (the parked one too)
         self.born = time.monotonic()
+        self.parked: ZygoteRun | None = None  # its next run, forked and in its cgroup, waiting
+        self.retired = False
 
     def _launch(self) -> None:
         super()._launch()
@@ -99,16 +103,40 @@ class Zygote(Sandbox):
     def usable(self) -> bool:
         return (
             not self.destroyed
+            and not self.retired
             and not self.worn()
             and self.process.returncode is None
             and not self.process.reap()
         )
 
-    def fork(self, request: bytes, fds: list[int]) -> int:
-        """Hand it a run's fds and limits; the pidfd of the run's first process. ZygoteError if it fails."""
+    def retire(self) -> None:
+        """Serve no more runs: it is replaced."""
+        self.retired = True
+
+    def park(self) -> None:
+        """Fork its next run now, into a cgroup of its own, to wait for the run (blocking: the
+        pool's thread calls it). Moving a process into a v1 memory cgroup can wait for an RCU
+        grace period, many milliseconds, which no run should wait for (bench/NOTES.md)."""
+        if self.parked is None:
+            self.parked = ZygoteRun.prepare(self)
+
+    def unpark(self) -> ZygoteRun | None:
+        run, self.parked = self.parked, None
+        return run
+
+    def held_cgroups(self) -> set[str]:
+        return super().held_cgroups() | (self.parked.held_cgroups() if self.parked else set())
+
+    def discard(self) -> None:
+        if self.parked is not None:
+            self.unpark().discard()
+        super().discard()
+
+    def fork(self, fds: list[int]) -> int:
+        """Hand it a run's fds; the pidfd of the run's first process. ZygoteError if it fails."""
         self.runs += 1
         try:
-            socket.send_fds(self.control, [request], fds)
+            socket.send_fds(self.control, [b"f"], fds)
             if not select.select([self.control], [], [], ANSWER_SECONDS)[0]:
                 raise ZygoteError("the zygote did not answer")
             answer, got, _flags, _addr = socket.recv_fds(self.control, 16, 1)
@@ -122,7 +150,8 @@ class Zygote(Sandbox):
         return got[0]
 
     def open_fds(self) -> int:
-        return super().open_fds() + (self.control is not None) + (self._output is not None)
+        parked = self.parked.open_fds() if self.parked else 0
+        return super().open_fds() + (self.control is not None) + (self._output is not None) + parked
 
     def _close_fds(self) -> None:
         if self.control is not None:
@@ -208,9 +237,11 @@ class ZygoteRun(Sandbox):
         self.zygote = zygote
 
     @classmethod
-    def fork(cls, zygote: Zygote, spec: BoxSpec, host: Host) -> ZygoteRun:
-        """Fork the run and let it go on, in its own cgroup: it then waits for its hand-over."""
-        run = cls(spec, host, zygote)
+    def prepare(cls, zygote: Zygote) -> ZygoteRun:
+        """Fork a run's first process, in a cgroup of its own with the zygote's limits: it waits
+        for begin(). Blocking."""
+        spec = BoxSpec(argv=list(zygote.spec.argv), limits=zygote.spec.limits, slot=zygote.spec.slot)
+        run = cls(spec, zygote.host, zygote)
         unfinished.track(run)
         try:
             run._fork()
@@ -256,18 +287,24 @@ class ZygoteRun(Sandbox):
             uid = self.host.uid(self.zygote.spec.slot)
             for fd in (in_r, out_w, err_w):
                 os.fchown(fd, uid, uid)
-            request = self._request(support)
             self.started_ns = time.monotonic_ns()
-            self.process = Forked(self.zygote.fork(request, [in_r, out_w, err_w, status_w, go_r, setup_w]))
+            self.process = Forked(self.zygote.fork([in_r, out_w, err_w, status_w, go_r, setup_w]))
         finally:
             for fd in theirs:
                 os.close(fd)
         for path in self.cgroup.procs_files:
             with open(path, "w") as f:
                 f.write(str(self.process.pid))
+
+    def begin(self, limits: Limits) -> None:
+        """The run is here: its limits on its cgroup, then its go-ahead, which is its request (its
+        limits and its /proc's covers: runtimes/zygote.c). OSError if it can't be given them."""
+        self.spec.limits = limits
+        self.cgroup.set_limits(limits.memory_mib << 20, limits.processes, limits.cpus)
+        request = self._request(cgroups.support())
         go, self._go_fd = self._go_fd, None
         try:
-            os.write(go, b"g")
+            write_all(go, len(request).to_bytes(8, "big") + request)
         finally:
             os.close(go)
 

@@ -19,7 +19,7 @@ from sandbox import BoxSpec, Outcome, Sandbox, SandboxError, built, cgroups, pro
 from sandbox.built import Artifact, NotBuilt
 from sandbox.pool import POOL, PoolConfig, hand_over, sweep
 from sandbox.process import PipeReader
-from sandbox.zygote import FILTER_FD, Zygote, ZygoteError, ZygoteRun
+from sandbox.zygote import FILTER_FD, Zygote, ZygoteRun
 
 from .. import languages
 from ..backend import Chunk, StageExit
@@ -194,7 +194,7 @@ class LocalBackend:
             files = spec.sources(lang.filename)
             if lang.name in self.builders:
                 files = await asyncio.to_thread(self.builders[lang.name].files, files)
-            box = await self._warm(lang, spec, files, stdin, slot)
+            box = await self._warm(lang, spec, files, stdin)
             warm = box is not None
             box = box or await self._cold(lang, spec, files, slot, stdin)
         except BaseException:
@@ -224,7 +224,7 @@ class LocalBackend:
         return await Sandbox.start(box_spec(lang, self.config, argv, **fields), self.config.host, stdin)
 
     async def _warm(
-        self, lang, spec: RunSpec, files: dict[str, bytes], stdin: bytes | None, slot: int
+        self, lang, spec: RunSpec, files: dict[str, bytes], stdin: bytes | None
     ) -> Sandbox | None:
         """Hand the run to a pre-warmed sandbox, if its language's pool has one (or fork it from
         a zygote)."""
@@ -237,7 +237,7 @@ class LocalBackend:
         if box is None:
             return None
         if isinstance(box, Zygote):
-            return await self._forked(box, lang, spec, files, stdin, slot)
+            return await self._forked(box, lang, spec, files, stdin)
         try:
             box.set_limits(spec.limits, spec.compile_limits)
             if lang.compile:
@@ -252,16 +252,20 @@ class LocalBackend:
         return box
 
     async def _forked(
-        self, zygote: Zygote, lang, spec: RunSpec, files: dict[str, bytes], stdin: bytes | None, slot: int
+        self, zygote: Zygote, lang, spec: RunSpec, files: dict[str, bytes], stdin: bytes | None
     ) -> ZygoteRun | None:
-        """Fork the run from the zygote, in a cgroup of its own for the slot, and hand it its run.
-        None if the zygote fails (it is replaced, and the run starts cold)."""
-        run_spec = BoxSpec(argv=list(zygote.spec.argv), limits=spec.limits, slot=slot)
+        """Give the run to the zygote's parked one (forked, in a cgroup of its own) and hand it its
+        files. None if that fails (the run then starts cold)."""
+        run = zygote.unpark()
+        if run is None:  # (it could not park one: it is replaced)
+            POOL.give_back(lang.pool_name, zygote, usable=False)
+            return None
         try:
-            run = ZygoteRun.fork(zygote, run_spec, self.config.host)
-        except SandboxError as e:
-            log.error("a %s zygote could not fork a run: %s", lang.name, e)
-            POOL.give_back(lang.pool_name, zygote, usable=not isinstance(e, ZygoteError))
+            run.begin(spec.limits)
+        except OSError as e:
+            log.error("a %s zygote's run could not begin: %s", lang.name, e)
+            await run.destroy()
+            POOL.give_back(lang.pool_name, zygote)
             return None
         if self.config.libraries:
             # Each run's working directory is a fresh tmpfs: its home files come with its own.

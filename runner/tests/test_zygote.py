@@ -51,6 +51,7 @@ class Zygotes:
 
 
 def forked(api, code: str, **body) -> dict:
+    assert POOL.settle()  # the zygote has readied its next run (Zygote.park)
     before = STARTS["zygote"]
     result = api.run("python", code, **body)
     assert STARTS["zygote"] == before + 1, "the run was not forked from a zygote"
@@ -171,12 +172,16 @@ def test_the_zygote_holds_no_shared_mapping_and_no_fd_of_a_run(api, one):
     with open(f"/proc/{pid}/status") as f:
         status = dict(line.split(":", 1) for line in f)
     assert status["NoNewPrivs"].strip() == "1" and status["Seccomp"].strip() == "2"
-    # No child: everything of the run before is gone.
+    # One child, its next run's first process, parked in that run's own cgroup: everything of the
+    # run before is gone.
     children = []
     for task in os.listdir(f"/proc/{pid}/task"):
         with open(f"/proc/{pid}/task/{task}/children") as f:
             children += f.read().split()
-    assert children == []
+    assert children == [str(box.parked.process.pid)]
+    with open(f"/proc/{children[0]}/cgroup") as f:
+        groups = f.read()
+    assert all(os.path.basename(d) in groups for d in box.parked.cgroup.dirs.values())
 
 
 def test_a_forked_run_is_accounted_in_its_own_cgroup(api, one):
