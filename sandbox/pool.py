@@ -269,8 +269,8 @@ class Pool:
         lent: it is back from a run (and still counted as lent), else just launched."""
         try:
             box.park()
-        except SandboxError as e:
-            log.error("a %s zygote could not ready its next run; it is replaced: %s", name, e)
+        except Exception:
+            log.exception("a %s zygote could not ready its next run; it is replaced", name)
             box.retire()
         with self._lock:
             self._readying -= 1

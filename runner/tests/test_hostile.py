@@ -777,25 +777,26 @@ def test_a_hostile_program_is_contained(api, canaries, settings, way, case):
     assert set(os.listdir("/tmp")) - tmp == set()
 
 
-def test_no_two_live_sandboxes_share_a_host_uid(api, settings, monkeypatch):
+@pytest.mark.parametrize("zygote", [False, True], ids=["pooled", "zygote"])
+def test_no_two_live_sandboxes_share_a_host_uid(api, settings, monkeypatch, zygote):
     """Pooled sandboxes wait for hours; the pool's uids wrap around. A uid is never handed out
     again while a sandbox on it lives: the kernel counts inotify instances, epoll watches and
-    pipe buffers per host uid, and without cgroups a teardown kills by uid."""
+    pipe buffers per host uid, and without cgroups a teardown kills by uid. (A zygote's runs are
+    on its uid, one at a time: they are the zygote's, not sandboxes of their own.)"""
     from collections import Counter
 
     from sandbox import pool, unfinished
+    from sandbox.zygote import ZygoteRun
 
-    monkeypatch.setattr(pool, "POOL_UIDS", 12)  # room for every pool, and little more
+    monkeypatch.setattr(pool, "POOL_UIDS", 32)  # room for every pool (28 sandboxes), and little more
     settings.RUNNER_POOL_SIZE = 2
+    settings.RUNNER_ZYGOTE = zygote
     api.run("bash", "true")
-    for i in range(30):  # the Python pool turns over; the others wait throughout
+    for i in range(30):  # the Python pool turns over (each run, or each zygote's 16); the others wait
         assert api.run("python", f"print({i})")["stdout"] == f"{i}\n"
         POOL.settle()
-        shared = {
-            uid: n
-            for uid, n in Counter(box.host.uid(box.spec.slot) for box in list(unfinished._boxes)).items()
-            if n > 1
-        }
+        boxes = [box for box in list(unfinished._boxes) if not isinstance(box, ZygoteRun)]
+        shared = {uid: n for uid, n in Counter(box.host.uid(box.spec.slot) for box in boxes).items() if n > 1}
         assert shared == {}, f"after run {i}: uids held by more than one sandbox: {shared}"
 
 
