@@ -16,6 +16,7 @@ class EngineConfig:
     pool_size: int = 2  # pre-warmed sandboxes per language; 0 disables
     # A language whose waiting sandboxes can be zygotes (Python) forks its runs from them.
     zygote: bool = True
+    zygotes: int = 0  # how many (rounded up to a multiple of pool_size); 0: one more than concurrency
     host: Host = field(default_factory=Host)
     languages: tuple[str, ...] | None = None  # the registry's names this host serves; None: all
     libraries: bool = True  # the languages' libraries (Python's data stack); off: hidden

@@ -233,6 +233,9 @@ RUNNER_STORED_LIMIT = env_int("RUNNER_STORED_LIMIT", 64 << 10, minimum=1024)  # 
 RUNNER_POOL_SIZE = env_int("RUNNER_POOL_SIZE", 2)  # pre-warmed sandboxes per language; 0 disables
 # Python's waiting sandboxes are zygotes, which fork each run (docs/architecture.md, SECURITY.md).
 RUNNER_ZYGOTE = env_bool("RUNNER_ZYGOTE", True)
+# How many zygotes (a multiple of RUNNER_POOL_SIZE); 0: one more than RUNNER_CONCURRENCY, so that a run
+# always finds one ready while the others serve runs or ready their next.
+RUNNER_ZYGOTES = env_int("RUNNER_ZYGOTES", 0)
 # Store finished runs just after their answer (runner.recorder), not before it.
 RUNNER_RECORD_IN_BACKGROUND = env_bool("RUNNER_RECORD_IN_BACKGROUND", True)
 # The languages served, by their names under languages/ (or aliases), comma-separated; empty: all.

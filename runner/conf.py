@@ -85,6 +85,7 @@ def get() -> RunnerConfig:
             queue_wait_seconds=s.RUNNER_QUEUE_WAIT,
             pool_size=s.RUNNER_POOL_SIZE,
             zygote=s.RUNNER_ZYGOTE,
+            zygotes=s.RUNNER_ZYGOTES,
             host=Host(
                 tools_dir=s.RUNNER_TOOLS_DIR, uid_base=s.RUNNER_UID_BASE, cgroup_parent=s.RUNNER_CGROUP_PARENT
             ),

@@ -70,6 +70,7 @@ class Pool:
         self._parking: deque[tuple[str, Zygote]] = deque()  # zygotes to ready for their next run
         self._fresh: dict[str, set[Sandbox]] = {}  # zygotes launched, readying their first run
         self._readying = 0  # threads readying a zygote (Pool._ready)
+        self._readying_names: dict[str, int] = {}
         self._config: PoolConfig | None = None
         self._thread: threading.Thread | None = None
         self._next_uid = 0
@@ -144,6 +145,11 @@ class Pool:
         if not keep:
             _discard(box)
 
+    def readying(self, name: str) -> bool:
+        """Whether a zygote of this name is readying its next run: one will wait in a moment."""
+        with self._lock:
+            return self._readying_names.get(name, 0) > 0 or any(n == name for n, _ in self._parking)
+
     def _lent_count(self, name: str) -> int:
         """Zygotes serving a run that will serve another, or readying their first. One serving its
         last (worn) is not counted, so that its successor starts meanwhile; nor one destroyed
@@ -207,6 +213,7 @@ class Pool:
                     # not hold up another's next run.
                     name, box = self._parking.popleft()
                     self._readying += 1
+                    self._readying_names[name] = self._readying_names.get(name, 0) + 1
                     threading.Thread(target=self._ready, args=(name, box, config, True), daemon=True).start()
             for box in self._worn(config):
                 _discard(box)  # (replaced below)
@@ -242,6 +249,7 @@ class Pool:
                     self._launching = False
                     self._fresh.setdefault(name, set()).add(box)
                     self._readying += 1
+                    self._readying_names[name] = self._readying_names.get(name, 0) + 1
                 threading.Thread(target=self._ready, args=(name, box, config, False), daemon=True).start()
                 continue
             with self._lock:
@@ -274,6 +282,7 @@ class Pool:
             box.retire()
         with self._lock:
             self._readying -= 1
+            self._readying_names[name] -= 1
             held = self._lent.get(name, set()) if lent else self._fresh.get(name, set())
             # Not if the pools were replaced or drained meanwhile.
             keep = config is not None and config == self._config and box.usable() and box in held

@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 READ_CHUNK = 65536
 POOL_EXEC = "/opt/pool-exec"  # inside the sandbox: a compiled language's waiting stages
 ZYGOTE_MODULE = ("_zygote.so", "/opt/_zygote.so")  # a zygote's extension (runtimes/zygote.c), inside
+# How long a run waits for a zygote that is readying its next run, rather than start cold.
+ZYGOTE_WAIT_SECONDS = 0.02
 # Output written in many small pieces (a byte at a time, say) would cost the server an event
 # and a frame for each. Once QUICK_READS reads in a row have come less than COALESCE_SECONDS
 # apart, each further one waits that long, with the pipe unread meanwhile, and takes what
@@ -139,7 +141,11 @@ class LocalBackend:
             templates=tuple((name, self._template(languages.get(name))) for name in pools),
             size=config.pool_size,
             host=config.host,
-            shares=tuple(pools.items()),  # JavaScript's serves TypeScript's runs too: twice as many
+            # JavaScript's serves TypeScript's runs too: twice as many. Zygotes: see zygote_shares.
+            shares=tuple(
+                (name, self._zygote_shares() if name in self.zygotes else count)
+                for name, count in pools.items()
+            ),
             zygotes=self.zygotes,
         )
         # Languages whose runs are built by a shared service (TypeScript's esbuild).
@@ -148,6 +154,14 @@ class LocalBackend:
             for lang in runnable
             if lang.build
         }
+
+    def _zygote_shares(self) -> int:
+        """How many times the pool size a language's zygotes are: config.zygotes in all, or by
+        default one more than the runs at once (a zygote serves one run after another, and readies
+        the next between, so a run always finds one ready), and at least the pool size."""
+        size = max(1, self.config.pool_size)
+        wanted = self.config.zygotes or max(size, self.config.concurrency + 1)
+        return max(1, -(-wanted // size))
 
     def _template(self, lang: languages.Language) -> BoxSpec:
         """The sandbox that waits for one of this language's runs."""
@@ -234,6 +248,15 @@ class LocalBackend:
             # to compile, and a test case's run brings its program built.)
             return None
         box = POOL.take(lang.pool_name, self.pool)
+        if box is None and lang.pool_name in self.zygotes:
+            # A zygote readies its next run in about a millisecond, where a cold start costs
+            # tens of CPU: wait for it, a while.
+            deadline = asyncio.get_running_loop().time() + ZYGOTE_WAIT_SECONDS
+            while (
+                box is None and POOL.readying(lang.pool_name) and asyncio.get_running_loop().time() < deadline
+            ):
+                await asyncio.sleep(0.001)
+                box = POOL.take(lang.pool_name, self.pool)
         if box is None:
             return None
         if isinstance(box, Zygote):

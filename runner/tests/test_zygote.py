@@ -23,6 +23,7 @@ pytestmark = pytest.mark.usefixtures("nothing_left_behind")
 def one(api, settings):
     """One Python zygote, which every run of the test then takes in turn."""
     settings.RUNNER_POOL_SIZE = 1
+    settings.RUNNER_ZYGOTES = 1
     settings.RUNNER_ZYGOTE = True
     api.run("python", "pass")
     assert POOL.settle()
