@@ -80,7 +80,12 @@ struct request {
 /* A request's text: its limits on the first line, then its covers, each `F SIZE PATH\n` and SIZE
  * bytes, or `D PATH\n`. Kept here, as the covers point into it. */
 #define REQUEST_BYTES (1 << 20)
-static char text[REQUEST_BYTES + 1];
+static char parked_text[REQUEST_BYTES + 1], run_text[REQUEST_BYTES + 1];
+/* The files over the run's /proc, held open so that the run's own contents replace the parked ones. */
+static int held[MAX_COVERS];
+
+static void read_request(struct request *rq, char *text);
+static void malformed(const char *what);
 
 static void die(const char *what) {
     dprintf(SETUP, "zygote: %s: %s\n", what, strerror(errno));
@@ -122,16 +127,23 @@ static void fresh_tmpfs(const char *point, unsigned long long size) {
     if (mount("tmpfs", point, "tmpfs", MS_NOSUID | MS_NODEV, options) != 0) die(point);
 }
 
-static void write_file(const char *path, const char *data, size_t size) {
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
-    if (fd < 0) die(path);
+static void put(int fd, const char *data, size_t size, const char *path) {
+    if (ftruncate(fd, 0) != 0 || lseek(fd, 0, SEEK_SET) != 0) die(path);
     while (size) {
-        ssize_t put = write(fd, data, size);
-        if (put < 0) die(path);
-        data += put;
-        size -= put;
+        ssize_t n = write(fd, data, size);
+        if (n < 0) die(path);
+        data += n;
+        size -= n;
     }
-    if (close(fd) != 0) die(path);
+}
+
+/* A file of the run's /proc covers, 0444 as bwrap's are, held open to be written again. */
+static int make_file(const char *path, const char *data, size_t size) {
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) die(path);
+    put(fd, data, size, path);
+    if (fchmod(fd, 0444) != 0) die(path);
+    return fd;
 }
 
 /* A fresh /proc, covered as the zygote's is. The files bound over it are made in a tmpfs on
@@ -148,7 +160,7 @@ static void fresh_proc(const struct request *rq) {
         }
         char made[64];
         snprintf(made, sizeof made, WHOLE_PROC "/%d", i);
-        write_file(made, c->data, c->size);
+        held[i] = make_file(made, c->data, c->size);
         if (mount(made, c->path, NULL, MS_BIND, NULL) != 0 ||
             mount(NULL, c->path, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0)
             die(c->path);
@@ -173,9 +185,35 @@ static void drop_capabilities(void) {
     }
 }
 
-/* The run's init: pid 1 of its pid namespace. Returns in the program's process only. */
-static void init(const struct request *rq) {
-    fresh_proc(rq);
+/* The run's own request, at its go-ahead: its covers' contents replace the parked ones, and its
+ * working directory gets its size. */
+static void take_run(const struct request *parked, struct request *rq) {
+    read_request(rq, run_text);
+    close(GO);
+    if (rq->n_covers != parked->n_covers) malformed("other covers");
+    for (int i = 0; i < rq->n_covers; i++) {
+        const struct cover *c = &rq->covers[i];
+        if (strcmp(c->path, parked->covers[i].path) != 0 || c->is_dir != parked->covers[i].is_dir)
+            malformed("other covers");
+        if (!c->is_dir) {
+            put(held[i], c->data, c->size, c->path);
+            close(held[i]);
+        }
+    }
+    if (rq->tmpfs != parked->tmpfs) {
+        char options[64];
+        snprintf(options, sizeof options, "size=%llu", rq->tmpfs);
+        if (mount(NULL, WORKDIR, NULL, MS_REMOUNT | MS_NOSUID | MS_NODEV, options) != 0) die("resizing " WORKDIR);
+    }
+}
+
+/* The run's init: pid 1 of its pid namespace, made while parked; it waits for the run's request.
+ * Returns in the program's process only. */
+static void init(const struct request *parked) {
+    fresh_proc(parked);
+    static struct request run;
+    struct request *rq = &run;
+    take_run(parked, rq);
     /* Set here, not in the program's process, so that a failure is reported as the setup's. */
     limit(RLIMIT_NOFILE, rq->nofile);
     limit(RLIMIT_FSIZE, rq->fsize);
@@ -262,7 +300,7 @@ static void parse_covers(struct request *rq, char *at, char *end) {
 }
 
 /* The text of a request: its limits on the first line, then its covers. */
-static void parse_request(struct request *rq, size_t n) {
+static void parse_request(struct request *rq, char *text, size_t n) {
     text[n] = '\0';
     char *first = memchr(text, '\n', n);
     if (!first || sscanf(text, "%llu %llu %llu %llu %llu %llu", &rq->nofile, &rq->fsize, &rq->nproc, &rq->data,
@@ -282,19 +320,24 @@ static void read_go(char *into, size_t n) {
     }
 }
 
-static void first(const int *fds, struct request *rq) {
-    place(fds);
-    setsid();
-    /* Parked until the run comes: its go-ahead is its request, an 8-byte big-endian length and
-     * the text (parse_request). */
+/* A request on the go-ahead pipe: an 8-byte big-endian length, then the text (parse_request). */
+static void read_request(struct request *rq, char *text) {
     unsigned char head[8];
     read_go((char *)head, 8);
     unsigned long long n = 0;
     for (int i = 0; i < 8; i++) n = n << 8 | head[i];
     if (n > REQUEST_BYTES) malformed("too long");
     read_go(text, n);
-    close(GO);
-    parse_request(rq, n);
+    parse_request(rq, text, n);
+}
+
+/* The run's first process. The server sends two requests on the go-ahead pipe: the first once it
+ * has moved this process into the run's cgroup, with the pool's limits, and everything up to the
+ * program is made then, while it is parked; the second when the run comes (take_run). */
+static void first(const int *fds, struct request *rq) {
+    place(fds);
+    setsid();
+    read_request(rq, parked_text);
     if (unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWCGROUP) != 0) die("unshare");
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) die("making mounts private");
     fresh_tmpfs(WORKDIR, rq->tmpfs);
@@ -306,7 +349,7 @@ static void first(const int *fds, struct request *rq) {
         init(rq);
         return;
     }
-    for (int fd = 0; fd < FDS; fd++) close(fd);
+    for (int fd = 0; fd < FDS; fd++) close(fd); /* (the go-ahead's next request is the init's) */
     int status;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }

@@ -295,24 +295,28 @@ class ZygoteRun(Sandbox):
         for path in self.cgroup.procs_files:
             with open(path, "w") as f:
                 f.write(str(self.process.pid))
+        # In its cgroup: it makes everything up to the program now, with the pool's limits.
+        write_all(self._go_fd, self._request())
 
     def begin(self, limits: Limits) -> None:
         """The run is here: its limits on its cgroup, then its go-ahead, which is its request (its
-        limits and its /proc's covers: runtimes/zygote.c). OSError if it can't be given them."""
+        limits and its /proc's covers: runtimes/zygote.c). OSError if it can't be given them (it
+        died while parked: its setup errors are logged)."""
         self.spec.limits = limits
         self.cgroup.set_limits(limits.memory_mib << 20, limits.processes, limits.cpus)
-        request = self._request(cgroups.support())
         go, self._go_fd = self._go_fd, None
         try:
-            write_all(go, len(request).to_bytes(8, "big") + request)
+            write_all(go, self._request())
+        except OSError as e:
+            raise OSError(e.errno, f"{e.strerror}: {self.setup_errors() or 'it exited'}") from None
         finally:
             os.close(go)
 
-    def _request(self, support: cgroups.Support) -> bytes:
+    def _request(self) -> bytes:
         """The run's limits, then what covers its /proc: made for this run, as for any sandbox
-        (sandbox.argv), in runtimes/zygote.c's words."""
+        (sandbox.argv), in runtimes/zygote.c's words, framed by an 8-byte length."""
         lim = self.spec.limits
-        data_limit = 0 if support.has("memory") else lim.memory_mib << 20
+        data_limit = 0 if cgroups.support().has("memory") else lim.memory_mib << 20
         parts = [
             f"{lim.open_files} {lim.file_size_mib << 20} {lim.processes + EXTRA_PROCESSES} "
             f"{data_limit} {lim.tmpfs_mib << 20} {DEV_SHM_BYTES}\n".encode()
@@ -320,7 +324,8 @@ class ZygoteRun(Sandbox):
         for path, data in procfs.masks(lim).items():
             parts += [f"F {len(data)} {path}\n".encode(), data]
         parts += [f"D {path}\n".encode() for path in procfs.existing(procfs.EMPTY_DIRS)]
-        return b"".join(parts)
+        body = b"".join(parts)
+        return len(body).to_bytes(8, "big") + body
 
     def kill(self) -> None:
         """Kill every process of the run: its whole cgroup (nothing of the zygote is in it)."""

@@ -73,7 +73,7 @@ if os.fork() == 0:
     if os.fork() == 0:
         time.sleep(30)
     os._exit(0)
-print(random.random())
+print(random.random(), open("/proc/sys/kernel/random/boot_id").read().strip())
 """
 
 FIND = r"""
@@ -87,7 +87,7 @@ try:
 except OSError as e:
     print(e.errno == errno.ECONNREFUSED)
 print(sorted(int(p) for p in os.listdir("/proc") if p.isdigit()))
-print(random.random())
+print(random.random(), open("/proc/sys/kernel/random/boot_id").read().strip())
 """
 
 
@@ -95,7 +95,7 @@ def test_a_run_finds_nothing_of_the_run_before_it_in_the_same_zygote(api, one):
     first_zygote = one.current()
     left = forked(api, LEAVE)
     assert left["status"] == "ok", left
-    created, first_random = left["stdout"].split()
+    created, first_random, first_boot = left["stdout"].split()
     assert created == "True"
     assert one.current() is first_zygote  # the same zygote serves the next run
     found = forked(api, FIND)
@@ -104,7 +104,9 @@ def test_a_run_finds_nothing_of_the_run_before_it_in_the_same_zygote(api, one):
     assert lines[1] == "True"  # SysV IPC: a fresh namespace
     assert lines[2] == "True"  # the abstract socket died with its run
     assert lines[3] == "[1, 2]"  # its init and itself: the daemon is gone
-    assert lines[4] != first_random
+    second_random, second_boot = lines[4].split()
+    assert second_random != first_random
+    assert second_boot != first_boot  # each run's /proc covers are its own
 
 
 ATTACK = r"""
