@@ -6,10 +6,12 @@ user, pid, net, IPC, UTS and cgroup namespaces, no network) whose program, runti
 makes the run's own cgroup and pipes and sends the pipes to the zygote over its control socket
 (its stdin, a SOCK_SEQPACKET socket). The zygote forks the run's first process and sends back
 its pidfd; the server moves that process into the run's cgroup, and only then lets it go on.
-It enters fresh mount, pid, IPC and cgroup namespaces, with a fresh tmpfs as its working
-directory, a fresh /dev/shm and a fresh /proc (covered as every sandbox's is), drops every
-capability, installs the run's seccomp filter (which denies every namespace and mount call),
-and becomes the program, as a pooled Python sandbox would.
+All this is done before the run comes ("parked", in the pool's thread): the process enters fresh
+mount, pid, IPC and cgroup namespaces, with a fresh tmpfs as its working directory, a fresh
+/dev/shm and a fresh /proc (covered as every sandbox's is), and waits. When the run comes it
+gets the run's limits and covers, drops every capability, installs the run's seccomp filter
+(which denies every namespace and mount call), and becomes the program, as a pooled Python
+sandbox would.
 
 What holds runs apart:
   - one run at a time per zygote: a zygote is lent to one run and given back only once that
@@ -96,9 +98,8 @@ class Zygote(Sandbox):
         return self.runs >= ZYGOTE_RUNS or time.monotonic() - self.born > ZYGOTE_SECONDS
 
     def restore_cpu_weight(self) -> None:
-        """Its first run gives it the normal weight (its forks are every run's start), kept after."""
-        if self.runs == 0:
-            super().restore_cpu_weight()
+        """It keeps the idle weight of a waiting sandbox: it forks only to ready a run, in the
+        pool's thread, and all a run's own work is in the run's cgroup."""
 
     def usable(self) -> bool:
         return (
