@@ -117,12 +117,8 @@ class Pool:
             self.give_back(name, box, usable=False)  # it is replaced
             return None
         if box.process.returncode is None and not box.process.reap():
-            try:
-                box.restore_cpu_weight()
-                return box
-            except OSError as e:
-                log.error("cannot give a pooled sandbox its CPU weight back: %s", e)
-        # It died while it waited (the host killed it), or can't be set up: never hand it out.
+            return box  # (its CPU weight comes back with its hand-over)
+        # It died while it waited (the host killed it): never hand it out.
         if name in config.zygotes:
             self.give_back(name, box, usable=False)
         else:
@@ -373,6 +369,12 @@ async def hand_over(
     else:
         await box.attach(message + stdin)
     box.handed_ns = time.monotonic_ns()
+    # The normal CPU weight, now that the program is on its way: a write to the cgroup that need not
+    # come before the program starts, as the limits must (only a priority among runs).
+    try:
+        box.restore_cpu_weight()
+    except OSError as e:
+        log.error("cannot give a pooled sandbox its CPU weight back: %s", e)
 
 
 def _discard(box: Sandbox) -> None:

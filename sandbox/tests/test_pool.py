@@ -1,11 +1,12 @@
 """Pre-warmed sandboxes: a run handed to one behaves exactly as a run started cold."""
 
+import asyncio
 import time
 
 import pytest
 
 from engine.backends.local import STARTS
-from sandbox.pool import POOL
+from sandbox.pool import POOL, hand_over
 
 COMPARED = ["language", "exitCode", "stdout", "stderr", "timedOut", "truncated", "signal", "status"]
 
@@ -251,7 +252,8 @@ def test_a_waiting_sandbox_yields_the_cpu_and_a_taken_one_gets_it_back(api, sett
 
     box = POOL.take("python", conf.backend().pool)
     try:
-        # Taken: back to the default weight (v1 shows it as 1024 shares).
+        # Handed its run: back to the default weight (v1 shows it as 1024 shares).
+        asyncio.run(hand_over(box, {"main.py": b"pass"}, [], b""))
         assert weight(box) in (cgroups.DEFAULT_CPU_WEIGHT, 1024)
         assert POOL.settle()
         waiting = POOL._boxes["python"][0]
