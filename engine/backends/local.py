@@ -141,7 +141,7 @@ class LocalBackend:
             templates=tuple((name, self._template(languages.get(name))) for name in pools),
             size=config.pool_size,
             host=config.host,
-            # JavaScript's serves TypeScript's runs too: twice as many. Zygotes: see zygote_shares.
+            # JavaScript's serves TypeScript's runs too: twice as many. Zygotes: _zygote_shares.
             shares=tuple(
                 (name, self._zygote_shares() if name in self.zygotes else count)
                 for name, count in pools.items()
@@ -250,7 +250,7 @@ class LocalBackend:
         box = POOL.take(lang.pool_name, self.pool)
         if box is None and lang.pool_name in self.zygotes:
             # A zygote readies its next run in about a millisecond, where a cold start costs
-            # tens of CPU: wait for it, a while.
+            # tens of milliseconds of CPU: wait for it, a while.
             deadline = asyncio.get_running_loop().time() + ZYGOTE_WAIT_SECONDS
             while (
                 box is None and POOL.readying(lang.pool_name) and asyncio.get_running_loop().time() < deadline
