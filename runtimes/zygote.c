@@ -6,22 +6,23 @@
  * the run, and never in the zygote. Everything a run's process chain does before user code is
  * here in C, so that no Python code of the zygote runs after a fork:
  *
- *   zygote      waits on its control socket (fd 0) for a request: the run's limits and /proc
- *               covers, and six
- *               fds the server made for it (stdin, stdout, stderr, status, go-ahead, setup
- *               errors). It forks the run's first process, sends its pidfd back, and then
- *               reaps until it has no child left (it is a child subreaper): everything of the
- *               run is dead before it reads the next request.
+ *   zygote      waits on its control socket (fd 0) for a fork request: six fds the server made
+ *               for a run (stdin, stdout, stderr, status, go-ahead, setup errors). It forks the
+ *               run's first process, sends its pidfd back, and then reaps until it has no child
+ *               left (it is a child subreaper): everything of the run is dead before it reads
+ *               the next request.
  *   run's first process (in the zygote's namespaces)
- *               keeps only the six fds, waits for the go-ahead (the server has moved it into
- *               the run's own cgroup meanwhile), then enters new mount, pid, IPC and cgroup
- *               namespaces, makes the mounts private, and mounts a fresh tmpfs as the working
- *               directory and another on /dev/shm.
+ *               keeps only the six fds and waits for its first request on the go-ahead pipe (the
+ *               pool's limits and /proc covers), which the server sends once it has moved it into
+ *               the run's own cgroup. It is "parked": the run has not come yet. It enters new
+ *               mount, pid, IPC and cgroup namespaces, makes the mounts private, and mounts a
+ *               fresh tmpfs as the working directory and another on /dev/shm.
  *   run's init  (pid 1 of the new pid namespace) mounts a fresh /proc and covers it as every
- *               sandbox's is (the host facts sandbox.procfs masks, sent with the request), sets the
- *               rlimits, drops every capability, installs the run's seccomp filter (which
- *               denies every namespace and mount call), and forks the program. Then it reaps,
- *               and reports the program's wait status as sandbox-init does.
+ *               sandbox's is (the host facts sandbox.procfs masks), then waits for the run's own
+ *               request (take_run): its covers' contents and its working directory's size. Then
+ *               it sets the rlimits, drops every capability, installs the run's seccomp filter
+ *               (which denies every namespace and mount call), forks the program, and execs
+ *               sandbox-init --adopt, which reaps and reports the program's wait status.
  *   the program returns from serve() with fds 0, 1, 2 its own and nothing else open.
  *
  * Errors before the program runs go to the setup fd, and the process exits 125.
@@ -29,7 +30,6 @@
 #define PY_SSIZE_T_CLEAN
 #define Py_LIMITED_API 0x030B0000
 #include <Python.h>
-
 
 #include <errno.h>
 #include <fcntl.h>
