@@ -85,9 +85,9 @@ class Sandbox:
         return box
 
     @classmethod
-    def launch(cls, spec: BoxSpec, host: Host) -> Sandbox:
-        """Start the sandbox without an event loop: its pipes are attached to one later, by attach()."""
-        box = cls(spec, host)
+    def launch(cls, spec: BoxSpec, host: Host, **fields) -> Sandbox:
+        """Start it without an event loop (attach() connects its pipes); fields: a subclass's own."""
+        box = cls(spec, host, **fields)
         unfinished.track(box)
         try:
             box._launch()
@@ -99,24 +99,10 @@ class Sandbox:
     def _launch(self) -> None:
         # The cgroup starts with the first stage's limits: the compile's, if there is one.
         lim = self.spec.compile_limits if self.spec.compile else self.spec.limits
-        support = cgroups.support()
         join: list[str] = []
-        if support.version:
-            try:
-                self.cgroup = cgroups.Cgroup.create(
-                    support,
-                    self.host.cgroup_parent,
-                    cgroups.name(self.spec.cgroup_prefix, self.spec.slot),
-                    memory_bytes=lim.memory_mib << 20,
-                    pids=lim.processes,
-                    cpus=lim.cpus,
-                    cpu_weight=self.spec.cpu_weight,
-                )
-            except OSError as e:
-                raise SandboxError(f"cannot create the run's cgroup: {e}") from e
+        if cgroups.support().version:
+            self._make_cgroup(lim)
             join = self.cgroup.procs_files
-            self.meter = Meter(self.cgroup)
-            self.meter.start()
 
         fds: list[int] = []
         try:
@@ -129,33 +115,20 @@ class Sandbox:
             placed = {**self.spec.files, **{name: made.data for name, made in self.spec.built.items()}}
             file_fds = {name: memfd(name, data) for name, data in placed.items()}
             fds += file_fds.values()
-            status_r, status_w = os.pipe2(os.O_CLOEXEC)
-            fds.append(status_w)
-            self.status = StatusPipe(status_r)
             build = None
+            uid = self.host.uid(self.spec.slot)
             if self.spec.compile:
                 self._compile_fds[0], c_out = pipe()
                 self._compile_fds[1], c_err = pipe()
                 go_r, self._go_fd = os.pipe2(os.O_CLOEXEC)
                 fds += [c_out, c_err, go_r]
                 build = CompileFds(c_out, c_err, go_r)
-            in_r, in_w = self._stdin()
-            fds.append(in_r)
-            self.stdin = StdinPipe(in_w)
-            self._out_fd, out_w = pipe()
-            fds.append(out_w)
-            self._err_fd, err_w = pipe()
-            fds.append(err_w)
+                for fd in build.output():
+                    os.fchown(fd, uid, uid)
             # bwrap's own stdout and stderr (and sandbox-init's) carry only setup errors;
             # the program's output pipes reach sandbox-init as extra fds.
-            self._setup_fd, setup_w = os.pipe2(os.O_CLOEXEC)
-            fds.append(setup_w)
+            status_w, in_r, out_w, err_w, setup_w = self._pipes(fds, uid)
             tools = open_tools(self.spec, self.host, fds)
-            uid = self.host.uid(self.spec.slot)
-            # The program's own pipes belong to its uid, so that it can open them again by
-            # name (`echo hi > /dev/stderr`, open('/dev/stdout')), as on any terminal.
-            for fd in (in_r, out_w, err_w, *(build.output() if build else ())):
-                os.fchown(fd, uid, uid)
             bwrap = bwrap_argv(spec, self.host, file_fds, status_w, filter_fd, out_w, err_w, tools, build)
             argv = launcher_argv(self.host, uid, join, bwrap)
             self.started_ns = time.monotonic_ns()
@@ -164,21 +137,45 @@ class Sandbox:
                 stdin=in_r,
                 stdout=setup_w,
                 stderr=setup_w,
-                pass_fds=[
-                    status_w,
-                    filter_fd,
-                    out_w,
-                    err_w,
-                    *file_fds.values(),
-                    *tools.fds(),
-                    *(build.fds() if build else ()),
-                    *extra,
-                ],
+                pass_fds=[status_w, filter_fd, out_w, err_w, *file_fds.values(), *tools.fds(), *extra]
+                + (build.fds() if build else []),
                 start_new_session=True,
             )
         finally:
             for fd in fds:
                 os.close(fd)
+
+    def _make_cgroup(self, lim: Limits) -> None:
+        """The sandbox's cgroup, with these limits, and its meter started."""
+        name = cgroups.name(self.spec.cgroup_prefix, self.spec.slot)
+        limits = {"memory_bytes": lim.memory_mib << 20, "pids": lim.processes, "cpus": lim.cpus}
+        try:
+            self.cgroup = cgroups.Cgroup.create(
+                cgroups.support(), self.host.cgroup_parent, name, cpu_weight=self.spec.cpu_weight, **limits
+            )
+        except OSError as e:
+            raise SandboxError(f"cannot create the run's cgroup: {e}") from e
+        self.meter = Meter(self.cgroup)
+        self.meter.start()
+
+    def _pipes(self, fds: list[int], uid: int) -> tuple[int, int, int, int, int]:
+        """Its status, stdin, stdout, stderr and setup errors' pipes: their far ends, added to fds. The
+        program's own are its uid's, so that it can open them again by name (`echo hi > /dev/stderr`)."""
+        status_r, status_w = os.pipe2(os.O_CLOEXEC)
+        fds.append(status_w)
+        self.status = StatusPipe(status_r)
+        in_r, in_w = self._stdin()
+        fds.append(in_r)
+        self.stdin = StdinPipe(in_w)
+        self._out_fd, out_w = pipe()
+        fds.append(out_w)
+        self._err_fd, err_w = pipe()
+        fds.append(err_w)
+        self._setup_fd, setup_w = os.pipe2(os.O_CLOEXEC)
+        fds.append(setup_w)
+        for fd in (in_r, out_w, err_w):
+            os.fchown(fd, uid, uid)
+        return status_w, in_r, out_w, err_w, setup_w
 
     def _program(self, fds: list[int]) -> tuple[BoxSpec, list[int]]:
         """The spec bwrap is given, and fds its program gets besides (added to fds: a zygote's)."""

@@ -17,7 +17,7 @@ import logging
 import os
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, replace
 
 from . import cgroups, handover, service, unfinished
@@ -69,8 +69,7 @@ class Pool:
         self._lent: dict[str, set[Sandbox]] = {}  # zygotes serving a run, or being readied again
         self._parking: deque[tuple[str, Zygote]] = deque()  # zygotes to ready for their next run
         self._fresh: dict[str, set[Sandbox]] = {}  # zygotes launched, readying their first run
-        self._readying = 0  # threads readying a zygote (Pool._ready)
-        self._readying_names: dict[str, int] = {}
+        self._readying: Counter[str] = Counter()  # threads readying a zygote (Pool._ready), by name
         self._config: PoolConfig | None = None
         self._thread: threading.Thread | None = None
         self._next_uid = 0
@@ -144,7 +143,7 @@ class Pool:
     def readying(self, name: str) -> bool:
         """Whether a zygote of this name is readying its next run: one will wait in a moment."""
         with self._lock:
-            return self._readying_names.get(name, 0) > 0 or any(n == name for n, _ in self._parking)
+            return self._readying[name] > 0 or any(n == name for n, _ in self._parking)
 
     def _lent_count(self, name: str) -> int:
         """Zygotes serving a run that will serve another, or readying their first. One serving its
@@ -185,7 +184,7 @@ class Pool:
                 full = config is None or all(
                     len(b) + self._lent_count(n) >= config.size_of(n) for n, b in self._boxes.items()
                 )
-                if full and not self._launching and not self._parking and not self._readying:
+                if full and not self._launching and not self._parking and not any(self._readying.values()):
                     return True
             time.sleep(0.01)
         return False
@@ -208,8 +207,7 @@ class Pool:
                     # Each in a thread of its own: a new zygote's wait for Python's start must
                     # not hold up another's next run.
                     name, box = self._parking.popleft()
-                    self._readying += 1
-                    self._readying_names[name] = self._readying_names.get(name, 0) + 1
+                    self._readying[name] += 1
                     threading.Thread(target=self._ready, args=(name, box, config, True), daemon=True).start()
             for box in self._worn(config):
                 _discard(box)  # (replaced below)
@@ -244,8 +242,7 @@ class Pool:
                 with self._lock:
                     self._launching = False
                     self._fresh.setdefault(name, set()).add(box)
-                    self._readying += 1
-                    self._readying_names[name] = self._readying_names.get(name, 0) + 1
+                    self._readying[name] += 1
                 threading.Thread(target=self._ready, args=(name, box, config, False), daemon=True).start()
                 continue
             with self._lock:
@@ -277,8 +274,7 @@ class Pool:
             log.exception("a %s zygote could not ready its next run; it is replaced", name)
             box.retire()
         with self._lock:
-            self._readying -= 1
-            self._readying_names[name] -= 1
+            self._readying[name] -= 1
             held = self._lent.get(name, set()) if lent else self._fresh.get(name, set())
             # Not if the pools were replaced or drained meanwhile.
             keep = config is not None and config == self._config and box.usable() and box in held

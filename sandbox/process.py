@@ -25,46 +25,44 @@ F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 F_GETPIPE_SZ = getattr(fcntl, "F_GETPIPE_SZ", 1032)
 
 
-class Child:
-    """A process we started, awaited through a pidfd on whichever event loop asks.
+class Watched:
+    """A process awaited through a pidfd on whichever event loop asks.
 
     asyncio's own child watcher starts a thread per process; a pidfd needs none,
-    and works from any loop (the tests run several).
+    and works from any loop (the tests run several). A subclass says how its exit
+    code is collected (_collect).
     """
 
-    def __init__(self, popen: subprocess.Popen):
-        self.popen = popen
-        self.pid = popen.pid
+    def __init__(self, pid: int, pidfd: int):
+        self.pid = pid
         self.returncode: int | None = None
-        self._pidfd = os.pidfd_open(self.pid)
+        self._pidfd: int | None = pidfd
         self._exited: asyncio.Future | None = None
         self._watched_by: asyncio.AbstractEventLoop | None = None
+
+    def _collect(self) -> int | None:
+        """Its exit code once it has exited, else None."""
+        raise NotImplementedError
 
     def reap(self) -> bool:
         """Collect the exit status if the process has exited; True once it has."""
         if self.returncode is None:
-            try:
-                pid, status = os.waitpid(self.pid, os.WNOHANG)
-            except ChildProcessError:  # reaped by someone else: it is gone, its code unknown
-                pid, status = self.pid, 0x7F00
-            if pid == 0:
+            code = self._collect()
+            if code is None:
                 return False
-            self.returncode = os.waitstatus_to_exitcode(status)
-            self.popen.returncode = self.returncode  # so Popen never waits for it again
-            if self._watched_by is not None:
-                # Unwatched before the fd is closed: a later fd with the same number must
-                # not inherit this registration.
-                self._watched_by.remove_reader(self._pidfd)
-                self._watched_by = None
+            self.returncode = code
+            self.close()
             if self._exited is not None and not self._exited.done():
-                self._exited.set_result(self.returncode)
-            os.close(self._pidfd)
+                self._exited.set_result(code)
         return True
 
     def kill(self) -> None:
-        """SIGKILL it. (Its pid can't name another process before we have reaped it.)"""
-        if self.returncode is None:
-            kill_pid(self.pid)
+        """SIGKILL it, by its pidfd: never another process that got its pid."""
+        if self.returncode is None and self._pidfd is not None:
+            try:
+                signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
     async def wait(self) -> int:
         if self.reap():
@@ -76,6 +74,36 @@ class Child:
             loop.add_reader(self._pidfd, self.reap)
         # Shielded: one waiter giving up must not cancel the others' wait.
         return await asyncio.shield(self._exited)
+
+    def close(self) -> None:
+        """Close the pidfd (it is then watched no more)."""
+        if self._watched_by is not None:
+            # Unwatched before the fd is closed: a later fd with the same number must
+            # not inherit this registration.
+            self._watched_by.remove_reader(self._pidfd)
+            self._watched_by = None
+        if self._pidfd is not None:
+            os.close(self._pidfd)
+            self._pidfd = None
+
+
+class Child(Watched):
+    """A process we started, reaped here."""
+
+    def __init__(self, popen: subprocess.Popen):
+        super().__init__(popen.pid, os.pidfd_open(popen.pid))
+        self.popen = popen
+
+    def _collect(self) -> int | None:
+        try:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+        except ChildProcessError:  # reaped by someone else: it is gone, its code unknown
+            pid, status = self.pid, 0x7F00
+        if pid == 0:
+            return None
+        code = os.waitstatus_to_exitcode(status)
+        self.popen.returncode = code  # so Popen never waits for it again
+        return code
 
 
 _subreaper = False

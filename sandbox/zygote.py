@@ -26,22 +26,17 @@ What holds runs apart:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import select
-import signal
 import socket
 import time
 from dataclasses import replace
 
-from . import cgroups, procfs, seccomp, unfinished
+from . import cgroups, procfs, seccomp
 from .box import Sandbox
-from .process import memfd, pipe, write_all
-from .spec import DEV_SHM_BYTES, RUN_CGROUP_PREFIX, BoxSpec, Host, Limits, SandboxError
-from .status import StatusPipe
-from .stdin import StdinPipe
-from .usage import Meter
+from .process import Watched, memfd, write_all
+from .spec import DEV_SHM_BYTES, BoxSpec, Host, Limits, SandboxError
 
 log = logging.getLogger(__name__)
 
@@ -96,10 +91,6 @@ class Zygote(Sandbox):
     def worn(self) -> bool:
         """It has served its share of runs (or of time): replace it rather than lend it again."""
         return self.runs >= ZYGOTE_RUNS or time.monotonic() - self.born > ZYGOTE_SECONDS
-
-    def restore_cpu_weight(self) -> None:
-        """It keeps the idle weight of a waiting sandbox: it forks only to ready a run, in the
-        pool's thread, and all a run's own work is in the run's cgroup."""
 
     def usable(self) -> bool:
         return (
@@ -163,7 +154,7 @@ class Zygote(Sandbox):
         super()._close_fds()
 
 
-class Forked:
+class Forked(Watched):
     """The run's first process, by its pidfd: not our child (the zygote's), so it is never reaped here.
 
     returncode: None while it runs; once it has exited, 125, which stands for its exit only where
@@ -171,47 +162,11 @@ class Forked:
     """
 
     def __init__(self, pidfd: int):
-        self._pidfd: int | None = pidfd
-        self.pid = host_pid(pidfd)
-        self.returncode: int | None = None
-        self._exited: asyncio.Future | None = None
-        self._watched_by: asyncio.AbstractEventLoop | None = None
+        super().__init__(host_pid(pidfd), pidfd)
 
-    def reap(self) -> bool:
-        """True once it has exited (a pidfd is readable from then on)."""
-        if self.returncode is None:
-            if not select.select([self._pidfd], [], [], 0)[0]:
-                return False
-            self.returncode = 125
-            if self._exited is not None and not self._exited.done():
-                self._exited.set_result(self.returncode)
-            self.close()
-        return True
-
-    async def wait(self) -> int:
-        if self.reap():
-            return self.returncode
-        if self._exited is None:
-            loop = asyncio.get_running_loop()
-            self._exited = loop.create_future()
-            self._watched_by = loop
-            loop.add_reader(self._pidfd, self.reap)
-        return await asyncio.shield(self._exited)
-
-    def kill(self) -> None:
-        if self._pidfd is not None:
-            try:
-                signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
-    def close(self) -> None:
-        if self._watched_by is not None:
-            self._watched_by.remove_reader(self._pidfd)
-            self._watched_by = None
-        if self._pidfd is not None:
-            os.close(self._pidfd)
-            self._pidfd = None
+    def _collect(self) -> int | None:
+        # A pidfd is readable once its process has exited (closed: gone with its run).
+        return 125 if self._pidfd is None or select.select([self._pidfd], [], [], 0)[0] else None
 
 
 def host_pid(pidfd: int) -> int:
@@ -228,9 +183,9 @@ def host_pid(pidfd: int) -> int:
 class ZygoteRun(Sandbox):
     """One run forked from a zygote: to its caller, a taken pooled sandbox like any other.
 
-    It has its own cgroup (made here, as a cold sandbox's), its own pipes and status pipe, and
-    its process is the run's first process (Forked). The zygote it came from is `zygote`,
-    lent to it until the run is destroyed.
+    It has its own cgroup, pipes and status pipe, made as a cold sandbox's are, on its zygote's uid
+    (its spec's slot), and its process is the run's first process (Forked). The zygote it came from
+    is `zygote`, lent to it until the run is destroyed.
     """
 
     def __init__(self, spec: BoxSpec, host: Host, zygote: Zygote):
@@ -242,52 +197,15 @@ class ZygoteRun(Sandbox):
         """Fork a run's first process, in a cgroup of its own with the zygote's limits: it waits
         for begin(). Blocking."""
         spec = BoxSpec(argv=list(zygote.spec.argv), limits=zygote.spec.limits, slot=zygote.spec.slot)
-        run = cls(spec, zygote.host, zygote)
-        unfinished.track(run)
-        try:
-            run._fork()
-        except BaseException:
-            run.discard()
-            raise
-        return run
+        return cls.launch(spec, zygote.host, zygote=zygote)
 
-    def _fork(self) -> None:
-        lim = self.spec.limits
-        support = cgroups.support()
-        try:
-            self.cgroup = cgroups.Cgroup.create(
-                support,
-                self.host.cgroup_parent,
-                cgroups.name(RUN_CGROUP_PREFIX, self.spec.slot),
-                memory_bytes=lim.memory_mib << 20,
-                pids=lim.processes,
-                cpus=lim.cpus,
-                cpu_weight=self.spec.cpu_weight,
-            )
-        except OSError as e:
-            raise SandboxError(f"cannot create the run's cgroup: {e}") from e
-        self.meter = Meter(self.cgroup)
-        self.meter.start()
+    def _launch(self) -> None:
+        self._make_cgroup(self.spec.limits)
         theirs: list[int] = []  # the run's ends of its pipes: the zygote's once sent, closed here
         try:
-            status_r, status_w = os.pipe2(os.O_CLOEXEC)
-            theirs.append(status_w)
-            self.status = StatusPipe(status_r)
-            in_r, in_w = pipe()
-            theirs.append(in_r)
-            self.stdin = StdinPipe(in_w)
-            self._out_fd, out_w = pipe()
-            theirs.append(out_w)
-            self._err_fd, err_w = pipe()
-            theirs.append(err_w)
+            status_w, in_r, out_w, err_w, setup_w = self._pipes(theirs, self.host.uid(self.spec.slot))
             go_r, self._go_fd = os.pipe2(os.O_CLOEXEC)
             theirs.append(go_r)
-            self._setup_fd, setup_w = os.pipe2(os.O_CLOEXEC)
-            theirs.append(setup_w)
-            # The program's own pipes belong to its uid, as in every sandbox (sandbox.box).
-            uid = self.host.uid(self.zygote.spec.slot)
-            for fd in (in_r, out_w, err_w):
-                os.fchown(fd, uid, uid)
             self.started_ns = time.monotonic_ns()
             self.process = Forked(self.zygote.fork([in_r, out_w, err_w, status_w, go_r, setup_w]))
         finally:
@@ -343,6 +261,6 @@ class ZygoteRun(Sandbox):
             log.error("cgroup kill failed: %s", e)
 
     def _close_fds(self) -> None:
-        if isinstance(self.process, Forked):
-            self.process.close()
+        if self.process:
+            self.process.close()  # its pidfd: the zygote's child, never reaped here
         super()._close_fds()

@@ -251,10 +251,9 @@ class LocalBackend:
         if box is None and lang.pool_name in self.zygotes:
             # A zygote readies its next run in about a millisecond, where a cold start costs
             # tens of milliseconds of CPU: wait for it, a while.
-            deadline = asyncio.get_running_loop().time() + ZYGOTE_WAIT_SECONDS
-            while (
-                box is None and POOL.readying(lang.pool_name) and asyncio.get_running_loop().time() < deadline
-            ):
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + ZYGOTE_WAIT_SECONDS
+            while box is None and POOL.readying(lang.pool_name) and loop.time() < deadline:
                 await asyncio.sleep(0.001)
                 box = POOL.take(lang.pool_name, self.pool)
         if box is None:
