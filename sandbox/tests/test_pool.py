@@ -1,6 +1,7 @@
 """Pre-warmed sandboxes: a run handed to one behaves exactly as a run started cold."""
 
 import asyncio
+import subprocess
 import time
 
 import pytest
@@ -183,6 +184,53 @@ def test_every_limit_holds_in_a_warm_sandbox(api, settings, language, code, body
         cold["stdout"][:200],
         cold["signal"],
     )
+
+
+# How a Node program ends: runtimes/node-preload.cjs ends one that ends by itself as
+# process.exit() does, after the "exit" event. Each program's stdout, exit code and report
+# are compared with the same program under plain node, outside any sandbox.
+NODE_ENDINGS = [
+    ("console.log(1)", ""),
+    (
+        "process.on('exit', (c) => { console.log('exit', c); process.exitCode = 5; });\nconsole.log('main')",
+        "",
+    ),
+    ("process.on('exit', (c) => console.log('exit', c));\nthrow new Error('boom')", "Error: boom"),
+    ("process.on('exit', () => { process.exitCode = 2; });\nthrow new Error('boom')", "Error: boom"),
+    ("Promise.reject(new Error('rejected'))", "Error: rejected"),
+    (
+        "let n = 0;\nprocess.on('beforeExit', () => { if (n++ < 2) setTimeout(() => console.log('again', n), 1); })",
+        "",
+    ),
+    ("process.emit('exit', 0);\nconsole.log('still here')", ""),
+    (
+        "process.on('uncaughtException', (e) => console.log('caught', e.message));\n"
+        "process.on('exit', (c) => console.log('exit', c));\nsetTimeout(() => { throw new Error('x'); }, 1)",
+        "",
+    ),
+    (
+        "const { Worker } = require('worker_threads');\n"
+        "new Worker(\"require('worker_threads').parentPort.postMessage(1)\", { eval: true })\n"
+        "  .on('message', (m) => console.log('got', m)).on('exit', (c) => console.log('worker exit', c))",
+        "",
+    ),
+    ("process.exitCode = 3;\nprocess.stdout.write('x'.repeat(300000))", ""),
+    ("import fs from 'node:fs';\nconsole.log((await fs.promises.readFile('main.js', 'utf8')).length)", ""),
+    ("await new Promise(() => {})", ""),  # exit code 13
+]
+
+
+@pytest.mark.parametrize("code, report", NODE_ENDINGS)
+def test_a_node_program_ends_as_under_plain_node(api, settings, tmp_path, code, report):
+    (tmp_path / "main.js").write_text(code)
+    plain = subprocess.run(
+        ["/usr/bin/node", "--experimental-detect-module", "main.js"],
+        cwd=tmp_path, capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"}, timeout=30,
+    )  # fmt: skip
+    assert report in plain.stderr and (report or plain.stderr == "")
+    for result in run_both(api, settings, "javascript", code):
+        assert (result["stdout"], result["exitCode"]) == (plain.stdout, plain.returncode)
+        assert report in result["stderr"] and (report or result["stderr"] == ""), result["stderr"]
 
 
 def test_a_warm_sandbox_serves_one_run_only(api, settings):
