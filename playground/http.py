@@ -109,6 +109,13 @@ class GuardedChannel(http.HTTPChannel):
         super().allContentReceived()
 
     def requestDone(self, request):
+        # The answer is whole in the transport's buffer, which Twisted would write at the loop's
+        # next turn, after whatever else is ready by then (a run's teardown, for one): what the
+        # socket takes is written now, and the rest as before (the transport still waits to write
+        # until its buffer is empty). Before a connection that is not kept alive is closed below.
+        transport = self.transport
+        if not (transport.disconnected or transport.disconnecting) and hasattr(transport, "doWrite"):
+            transport.doWrite()
         super().requestDone(request)
         self._target = b""
         if not self._refused:

@@ -186,10 +186,17 @@ class Sandbox:
         return pipe()
 
     async def attach(self, stdin: bytes | None) -> None:
-        """Connect the output pipes to the running loop, and give the program its input.
+        """Give the program its input, and connect the output pipes to the running loop.
 
         stdin=None keeps stdin open for write_stdin()/close_stdin(); bytes are all of it.
         """
+        if stdin is not None:
+            self.stdin.fill(stdin)
+        await self.connect()
+
+    async def connect(self) -> None:
+        """Connect the output pipes to the running loop. Each takes a turn of the loop: what the
+        program writes meanwhile waits in its pipe."""
         self.stdout = await reader(self._out_fd)
         self.stderr = await reader(self._err_fd)
         self._out_fd = self._err_fd = None
@@ -197,9 +204,6 @@ class Sandbox:
             self.compile_stdout = await reader(self._compile_fds[0])
             self.compile_stderr = await reader(self._compile_fds[1])
             self._compile_fds = [None, None]
-        if stdin is None:
-            return
-        self.stdin.fill(stdin)
 
     def take_pipes(self) -> tuple[int, int]:
         """The program's stdin (write end) and stdout (read end) as blocking fds, for a caller

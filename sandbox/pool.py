@@ -359,11 +359,11 @@ async def hand_over(
     if then is not None:
         message += handover.encode({}, then)
     box.start_accounting()  # what the interpreter cost while it waited is not the run's
+    # The hand-over first, so the program starts while the rest is done.
     if stdin is None:
-        await box.attach(None)
-        await box.write_stdin(message)
+        await box.stdin.begin(message)
     else:
-        await box.attach(message + stdin)
+        box.stdin.fill(message + stdin)
     box.handed_ns = time.monotonic_ns()
     # The normal CPU weight, now that the program is on its way: a write to the cgroup that need not
     # come before the program starts, as the limits must (only a priority among runs).
@@ -371,6 +371,7 @@ async def hand_over(
         box.restore_cpu_weight()
     except OSError as e:
         log.error("cannot give a pooled sandbox its CPU weight back: %s", e)
+    await box.connect()
 
 
 def _discard(box: Sandbox) -> None:

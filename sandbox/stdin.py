@@ -28,6 +28,14 @@ class StdinPipe:
         else:
             self._feeder = asyncio.create_task(self._feed(data))
 
+    async def begin(self, data: bytes) -> None:
+        """The first bytes of an input kept open: written now when they fit the pipe, which
+        nothing was written to yet, else through the writer."""
+        if self._writer is None and self.fd is not None and len(data) <= pipe_size(self.fd):
+            write_all(self.fd, data)
+        else:
+            await self.write(data)
+
     async def _feed(self, data: bytes) -> None:
         await self.write(data)
         self.close()
