@@ -13,6 +13,13 @@ only, and the server destroys it afterwards.
 It leaves nothing in sys.modules that `python3 main.py` would not have imported by itself,
 and imports nothing slow (json or signal would cost milliseconds at hand-over); the two
 builtin modules it ends the run with are imported while it waits, then unlisted.
+
+What the interpreter holds while it waits is frozen (gc.freeze), as pre-forking servers do:
+the run's collections, the last one at its end included, look at the run's own objects only.
+In a process forked from a zygote, a collection of everything would also copy every page the
+zygote's objects are on (2 ms of a run, measured: bench/NOTES.md). The objects are the
+interpreter's own and stay alive; gc.get_freeze_count() counts them, and gc.get_objects()
+and gc.get_referrers() leave them out.
 """
 
 import os
@@ -131,7 +138,7 @@ def _exit_status(code, stderr):
     return 1
 
 
-def _serve(filter_fd):
+def _serve(filter_fd, gc):
     """A zygote's loop, in _zygote.serve(): it returns in each run's own process only, with
     that run's fds 0, 1 and 2, in fresh namespaces, under the run's seccomp filter."""
     import _imp
@@ -146,6 +153,7 @@ def _serve(filter_fd):
 
     zygote = _imp.create_dynamic(Spec)
     del sys.modules["_zygote"]
+    gc.freeze()
     zygote.serve(0, program)
     # A fresh seed, should anything the zygote holds have one (it imports no random itself).
     generator = sys.modules.get("random")
@@ -160,6 +168,8 @@ if __name__ == "__main__":
     compile(b"", "<pool>", "exec")
     modules = _import_unlisted("atexit", "gc")
     if sys.argv[1] == "--zygote":
-        _serve(int(sys.argv[2]))
+        _serve(int(sys.argv[2]), modules[1])
         del sys.argv[1:3]
+    else:
+        modules[1].freeze()
     _run_python(sys.argv[1], _take_run(), *modules)
