@@ -89,10 +89,12 @@ async function main() {
   let typescript = main.endsWith(".ts");
   let args = process.argv.slice(4); // a cold run's own arguments
   if (mode === "wait") {
-    // Load Node's ES module loader, so that the run does not pay for it. Not libuv's thread
-    // pool: a process that started its threads joins them at its exit, which would cost every
-    // run, where starting them costs only a run that reads a file asynchronously.
+    // Load Node's ES module loader, and start libuv's thread pool (the first asynchronous
+    // file read starts its threads), so that the run pays for neither. (Started threads are
+    // joined at exit, about half a millisecond of every run; an ES module's run, which reads
+    // its files asynchronously, would pay two to three milliseconds to start them.)
     await import("data:text/javascript,export default 1");
+    await fs.promises.readFile(__filename);
     // A process's first console.log compiles Node's formatting and console code, about a
     // millisecond of a one-line program's run: a console writing nowhere pays for it here.
     const { Writable } = require("stream");

@@ -186,10 +186,8 @@ class Sandbox:
         return pipe()
 
     async def attach(self, stdin: bytes | None) -> None:
-        """Give the program its input, and connect the output pipes to the running loop.
-
-        stdin=None keeps stdin open for write_stdin()/close_stdin(); bytes are all of it.
-        """
+        """Give the program its input (None keeps stdin open for write_stdin()/close_stdin(); bytes
+        are all of it), then connect the output pipes to the running loop."""
         if stdin is not None:
             self.stdin.fill(stdin)
         await self.connect()
