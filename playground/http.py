@@ -114,7 +114,7 @@ class GuardedChannel(http.HTTPChannel):
         # socket takes is written now, and the rest as before (the transport still waits to write
         # until its buffer is empty). Before a connection that is not kept alive is closed below.
         transport = self.transport
-        if not (transport.disconnected or transport.disconnecting) and hasattr(transport, "doWrite"):
+        if hasattr(transport, "doWrite") and not (transport.disconnected or transport.disconnecting):
             transport.doWrite()
         super().requestDone(request)
         self._target = b""
