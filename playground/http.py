@@ -55,6 +55,21 @@ class GuardedRequest(WebRequest):
             return self._refuse()
         super().handleContentChunk(data)
 
+    def handle_reply(self, message):
+        transport = self.channel.transport if self.channel is not None else None
+        super().handle_reply(message)
+        # An answer's end: it is whole in the transport's buffer (and logged), which Twisted would
+        # write at the loop's next turn, after whatever else is ready by then (a run's teardown, for
+        # one). What the socket takes is written now, and the rest as before: the transport still
+        # waits to write until its buffer is empty. (A connection being closed is left to Twisted.)
+        if (
+            message.get("type") == "http.response.body"
+            and not message.get("more_body", False)
+            and hasattr(transport, "doWrite")
+            and not (transport.disconnected or transport.disconnecting)
+        ):
+            transport.doWrite()
+
     def requestReceived(self, command, path, version):
         if not self.refused:
             super().requestReceived(command, path, version)
@@ -109,13 +124,6 @@ class GuardedChannel(http.HTTPChannel):
         super().allContentReceived()
 
     def requestDone(self, request):
-        # The answer is whole in the transport's buffer, which Twisted would write at the loop's
-        # next turn, after whatever else is ready by then (a run's teardown, for one): what the
-        # socket takes is written now, and the rest as before (the transport still waits to write
-        # until its buffer is empty). Before a connection that is not kept alive is closed below.
-        transport = self.transport
-        if hasattr(transport, "doWrite") and not (transport.disconnected or transport.disconnecting):
-            transport.doWrite()
         super().requestDone(request)
         self._target = b""
         if not self._refused:
