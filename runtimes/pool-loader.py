@@ -138,7 +138,7 @@ def _exit_status(code, stderr):
     return 1
 
 
-def _serve(filter_fd, gc):
+def _serve(filter_fd):
     """A zygote's loop, in _zygote.serve(): it returns in each run's own process only, with
     that run's fds 0, 1 and 2, in fresh namespaces, under the run's seccomp filter."""
     import _imp
@@ -153,7 +153,6 @@ def _serve(filter_fd, gc):
 
     zygote = _imp.create_dynamic(Spec)
     del sys.modules["_zygote"]
-    gc.freeze()
     zygote.serve(0, program)
     # A fresh seed, should anything the zygote holds have one (it imports no random itself).
     generator = sys.modules.get("random")
@@ -163,13 +162,12 @@ def _serve(filter_fd, gc):
 
 if __name__ == "__main__":
     # While the sandbox waits: the interpreter's first compile() sets up the AST types (a
-    # millisecond or more; it imports nothing and leaves nothing in __main__), and the
-    # modules the loader ends the run with are imported.
+    # millisecond or more; it imports nothing and leaves nothing in __main__), the modules
+    # the loader ends the run with are imported, and what the interpreter holds is frozen.
     compile(b"", "<pool>", "exec")
     modules = _import_unlisted("atexit", "gc")
+    modules[1].freeze()
     if sys.argv[1] == "--zygote":
-        _serve(int(sys.argv[2]), modules[1])
+        _serve(int(sys.argv[2]))
         del sys.argv[1:3]
-    else:
-        modules[1].freeze()
     _run_python(sys.argv[1], _take_run(), *modules)
