@@ -136,8 +136,17 @@ class Server:
         self.proc.wait(10)
         self._log.close()
 
-    def log(self) -> str:
-        return self.log_path.read_text()
+    def log(self, until=None, seconds: float = 10.0) -> str:
+        """The server's log so far; with until (a test on its text), once that holds. A line about
+        an answer (its run's, its access line) is written just after the answer goes out."""
+        import time
+
+        deadline = time.monotonic() + seconds
+        text = self.log_path.read_text()
+        while until is not None and not until(text) and time.monotonic() < deadline:
+            time.sleep(0.01)
+            text = self.log_path.read_text()
+        return text
 
     def request(self, path, data=None, headers=None, method=None):
         """(status, lower-cased headers, body) of one request; HTTP errors are answers too."""

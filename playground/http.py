@@ -37,7 +37,10 @@ REASONS = {
 
 class GuardedRequest(WebRequest):
     def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+        # Twisted would parse a form or multipart body into request.args, which daphne never reads:
+        # the whole body through the email package, and a malformed multipart one answered with a
+        # bare 400 before the application sees it. The application parses what it takes itself.
+        super().__init__(*args, parsePOSTFormSubmission=False, **kwargs)
         self.refused = False
         self._received = 0
 
@@ -55,19 +58,15 @@ class GuardedRequest(WebRequest):
             return self._refuse()
         super().handleContentChunk(data)
 
-    def handle_reply(self, message):
+    def finish(self):
         transport = self.channel.transport if self.channel is not None else None
-        super().handle_reply(message)
-        # An answer's end: it is whole in the transport's buffer (and logged), which Twisted would
-        # write at the loop's next turn, after whatever else is ready by then (a run's teardown, for
-        # one). What the socket takes is written now, and the rest as before: the transport still
-        # waits to write until its buffer is empty. (A connection being closed is left to Twisted.)
-        if (
-            message.get("type") == "http.response.body"
-            and not message.get("more_body", False)
-            and hasattr(transport, "doWrite")
-            and not (transport.disconnected or transport.disconnecting)
-        ):
+        super().finish()
+        # The answer is whole in the transport's buffer, which Twisted would write at the loop's
+        # next turn, after whatever else is ready by then (a run's teardown, for one), and daphne
+        # would log it first. What the socket takes is written now, and the rest as before: the
+        # transport still waits to write until its buffer is empty. (A connection being closed is
+        # left to Twisted.) The access log line follows.
+        if hasattr(transport, "doWrite") and not (transport.disconnected or transport.disconnecting):
             transport.doWrite()
 
     def requestReceived(self, command, path, version):

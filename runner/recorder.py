@@ -14,6 +14,7 @@ that, so a run's row belongs to the test's own transaction.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import json
 import logging
@@ -68,6 +69,12 @@ class Recorder:
                 self._thread = threading.Thread(target=self._run, name="run-recorder", daemon=True)
                 self._thread.start()
                 atexit.register(self.flush)
+        # The writer is woken once the answer is out, which the rest of this turn of the loop
+        # writes: woken now, its database work would take the GIL from the answer.
+        asyncio.get_running_loop().call_soon(self._wake)
+
+    def _wake(self) -> None:
+        with self._lock:
             self._lock.notify_all()
 
     def pending(self, id: uuid.UUID) -> Execution | None:
@@ -78,6 +85,7 @@ class Recorder:
         """Wait until every pending run is written (or has failed and been logged)."""
         deadline = time.monotonic() + timeout
         with self._lock:
+            self._lock.notify_all()  # (a wake still waiting for its loop's next turn comes now)
             while self._queue or self._writing:
                 left = deadline - time.monotonic()
                 if left <= 0:

@@ -184,7 +184,8 @@ class Submission:
             spec = replace(spec, stdin="".join(self._stdin))
         await RECORDER.record(spec, result)
         metrics.ran(result)
-        self._log(result)
+        # Written once the answer is out (the rest of this turn of the loop writes it).
+        asyncio.get_running_loop().call_soon(self._log, result)
 
     def _log(self, result: RunResult) -> None:
         """One line a run: who, what, how it ended and what it used; never its code, input or output."""
