@@ -110,7 +110,7 @@ class Run:
         self._early_written = asyncio.Event()  # set once the early input is written, or the run is over
         self._flushing = False
         self._flush_task: asyncio.Task | None = None
-        self._waiting: asyncio.Future | None = None  # the supervisor's wait for the next event
+        self._waiting: asyncio.Timeout | None = None  # the time the supervisor waits for the next event
 
     @property
     def started(self) -> int:
@@ -133,7 +133,7 @@ class Run:
         async def drive() -> None:
             try:
                 async for event in self.events():
-                    if isinstance(event, Exited):
+                    if isinstance(event, Exited) and not answer.done():  # (done: cancelled by the caller)
                         answer.set_result(event.result)
                 if not answer.done():
                     raise RuntimeError("a run ended without a result")
@@ -147,7 +147,9 @@ class Run:
 
         _in_background(drive())
         try:
-            return await asyncio.shield(answer)
+            # Not shielded (a shield costs the answer a turn of the loop): a caller that goes away
+            # cancels the answer, which drive() then leaves be.
+            return await answer
         except asyncio.CancelledError:
             self.kill()  # the caller went away: end the run; drive() still tears it down
             raise
@@ -192,9 +194,10 @@ class Run:
             stage.ended_by = reason
             if self.handle:
                 self.handle.kill()
-            if self._waiting is not None:
+            waiting = self._waiting
+            if waiting is not None and not waiting.expired():
                 # Wake the supervisor now, not at its next event: it drains, and kills again.
-                self._waiting.cancel()
+                waiting.reschedule(asyncio.get_running_loop().time())
 
     async def events(self) -> AsyncIterator[Event]:
         try:
@@ -254,17 +257,19 @@ class Run:
             if draining:
                 wait = min(wait, KILL_AGAIN_SECONDS)
             # Cancelling a wait for the handle's next event loses nothing (the Handle protocol).
-            self._waiting = asyncio.ensure_future(self.handle.receive())
+            # The wait is the supervisor's own (no task of its own): an event that is in already
+            # comes without a turn of the loop.
+            event = None
+            self._waiting = asyncio.timeout(max(0.0, wait))
             try:
-                done, _ = await asyncio.wait([self._waiting], timeout=max(0.0, wait))
-            except asyncio.CancelledError:
-                self._waiting.cancel()
-                raise
-            if not done:
-                self._waiting.cancel()
-            getter, self._waiting = self._waiting, None
-            if not done or getter.cancelled():
-                if not done and stage.ended_by is None:
+                async with self._waiting:
+                    event = await self.handle.receive()
+            except TimeoutError:
+                pass  # the time is up, or _end() woke it
+            finally:
+                self._waiting = None
+            if event is None:
+                if stage.ended_by is None:
                     self._end(stage, "timeout")
                 elif stage.ended_by and loop.time() >= deadline and draining:
                     log.error("run %s: output pipes still open %ss after the kill", self.id, DRAIN_SECONDS)
@@ -272,7 +277,6 @@ class Run:
                 elif draining:
                     self.handle.kill()
                 continue
-            event = getter.result()
             if not isinstance(event, Chunk):
                 # The program exited: the sandbox's init then ends whatever is left in it, so
                 # strays holding the pipes die and both reach EOF.
