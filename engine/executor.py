@@ -271,7 +271,7 @@ class Run:
             if event is None:
                 if stage.ended_by is None:
                     self._end(stage, "timeout")
-                elif stage.ended_by and loop.time() >= deadline and draining:
+                elif draining and loop.time() >= deadline:
                     log.error("run %s: output pipes still open %ss after the kill", self.id, DRAIN_SECONDS)
                     break
                 elif draining:

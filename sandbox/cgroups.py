@@ -251,6 +251,11 @@ class Cgroup:
         """The files a process writes its pid to, to join every controller."""
         return [os.path.join(d, "cgroup.procs") for d in dict.fromkeys(self.dirs.values())]
 
+    def add(self, pid: int) -> None:
+        """Move a process into the group, in every controller."""
+        for path in self.procs_files:
+            _write(path, str(pid))
+
     def _members_dir(self) -> str:
         return self.dirs.get("") or self.dirs.get("freezer") or self.dirs["memory"]
 

@@ -211,9 +211,7 @@ class ZygoteRun(Sandbox):
         finally:
             for fd in theirs:
                 os.close(fd)
-        for path in self.cgroup.procs_files:
-            with open(path, "w") as f:
-                f.write(str(self.process.pid))
+        self.cgroup.add(self.process.pid)
         # In its cgroup: it makes everything up to the program now, with the pool's limits.
         write_all(self._go_fd, self._request())
 
