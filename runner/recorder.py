@@ -1,10 +1,13 @@
 """Storing finished runs off the answer's path.
 
 A run's answer goes out as soon as the program is done. Its record (GET /api/executions/<id>)
-is written a moment later by one thread, in one transaction with whatever else finished
-meanwhile, on one long-lived database connection. Until it is written the record is pending
+is written by one thread, on one long-lived database connection, in batches: once no run has
+finished for WRITE_QUIET_SECONDS, or once the oldest waiting record has waited
+WRITE_WAIT_MAX_SECONDS. A write done at once would land on the next request of a client that
+sends runs back to back (an agent, a test pipeline), and take the GIL from it; batched, it
+lands between runs, and one transaction holds many. Until it is written the record is pending
 here, where the executions endpoint finds it, so a client that fetches a run right after its
-answer sees it. (Another server process sees it once it is written: milliseconds later.)
+answer sees it. (Another server process sees it once it is written: within half a second.)
 
 flush() waits until everything pending is written: the server calls it at exit, and the
 tests when they read the table. With RUNNER_RECORD_IN_BACKGROUND off, runs are written
@@ -36,6 +39,10 @@ from .models import Execution
 log = logging.getLogger(__name__)
 
 PRUNE_EVERY_SECONDS = 600
+# A batch is written once runs have stopped finishing for this long...
+WRITE_QUIET_SECONDS = 0.05
+# ...or once its oldest record has waited this long, whatever goes on.
+WRITE_WAIT_MAX_SECONDS = 0.5
 
 
 class Recorder:
@@ -53,6 +60,9 @@ class Recorder:
         self._pending: dict[uuid.UUID, Execution] = {}
         self._queue: list[Execution] = []
         self._writing = 0
+        self._flushing = 0  # flush() calls waiting: the batch is written at once
+        self._last_record = 0.0  # (time.monotonic())
+        self._oldest = 0.0  # when the oldest record in the queue came
         self._thread: threading.Thread | None = None
         self._last_prune = 0.0
 
@@ -64,14 +74,20 @@ class Recorder:
         with self._lock:
             self._journal_append(execution)
             self._pending[execution.id] = execution
+            self._last_record = time.monotonic()
+            first = not self._queue
+            if first:
+                self._oldest = self._last_record
             self._queue.append(execution)
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="run-recorder", daemon=True)
                 self._thread.start()
                 atexit.register(self.flush)
-        # The writer is woken once the answer is out, which the rest of this turn of the loop
-        # writes: woken now, its database work would take the GIL from the answer.
-        asyncio.get_running_loop().call_soon(self._wake)
+        if first:
+            # The writer, idle, is woken once the answer is out, which the rest of this turn of
+            # the loop writes: woken now, it would take the GIL from the answer. It then waits
+            # for a quiet moment (_batch()), which later records only put off.
+            asyncio.get_running_loop().call_soon(self._wake)
 
     def _wake(self) -> None:
         with self._lock:
@@ -85,20 +101,22 @@ class Recorder:
         """Wait until every pending run is written (or has failed and been logged)."""
         deadline = time.monotonic() + timeout
         with self._lock:
-            self._lock.notify_all()  # (a wake still waiting for its loop's next turn comes now)
-            while self._queue or self._writing:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._lock.wait(left)
+            self._flushing += 1
+            try:
+                self._lock.notify_all()  # the writer writes what waits, without a quiet moment
+                while self._queue or self._writing:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return False
+                    self._lock.wait(left)
+            finally:
+                self._flushing -= 1
         return True
 
     def _run(self) -> None:
         while True:
             with self._lock:
-                while not self._queue:
-                    self._lock.wait()
-                batch, self._queue = self._queue, []
+                batch = self._batch()
                 self._writing = len(batch)
             try:
                 written = self._write(batch)
@@ -113,6 +131,19 @@ class Recorder:
                     if written and not self._queue and self._journal is not None:
                         os.ftruncate(self._journal, 0)  # all it held is in the database
                     self._lock.notify_all()
+
+    def _batch(self) -> list[Execution]:
+        """Wait for records, then for a quiet moment (or flush()), and take them all (under the lock)."""
+        while True:
+            if self._queue:
+                now = time.monotonic()
+                wait = min(self._last_record + WRITE_QUIET_SECONDS, self._oldest + WRITE_WAIT_MAX_SECONDS) - now
+                if wait <= 0 or self._flushing:
+                    batch, self._queue = self._queue, []
+                    return batch
+                self._lock.wait(wait)
+            else:
+                self._lock.wait()
 
     def _write(self, batch: list[Execution], replayed: bool = False) -> bool:
         """Store the batch; False if the database refused it (it stays in the journal)."""

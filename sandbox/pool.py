@@ -33,9 +33,14 @@ POOL_UID_OFFSET = 100
 POOL_UIDS = 1000
 CGROUP_PREFIX = "pool"
 IDLE_CHECK_SECONDS = 1.0
-# A refill waits this long after a sandbox is taken: launching one holds the GIL a while,
-# which would otherwise land in the middle of the run that just took one.
+# Launching a sandbox holds the server's GIL a while (2-5 ms), which would land in the middle of
+# a run: the run that just took one, or the next one of a client that sends runs back to back.
+# So a refill waits until no sandbox has been taken for REFILL_QUIET_SECONDS, or at most
+# REFILL_WAIT_MAX_SECONDS; and when a pool is empty (its next run would start cold), only
+# REFILL_DELAY_SECONDS after the take.
 REFILL_DELAY_SECONDS = 0.01
+REFILL_QUIET_SECONDS = 0.025
+REFILL_WAIT_MAX_SECONDS = 0.5
 SWEEP_AGE_SECONDS = 10
 
 
@@ -73,6 +78,7 @@ class Pool:
         self._config: PoolConfig | None = None
         self._thread: threading.Thread | None = None
         self._next_uid = 0
+        self._last_take = 0.0  # (time.monotonic())
         self._launching = False
         self._swept = False
 
@@ -107,6 +113,7 @@ class Pool:
                 return None
             boxes = self._boxes.get(name)
             box = boxes.popleft() if boxes else None
+            self._last_take = time.monotonic()
             if box is not None and name in config.zygotes:
                 self._lent[name].add(box)
             self._wake.notify()
@@ -200,6 +207,7 @@ class Pool:
             _discard(box)
 
     def _refill(self) -> None:
+        wanting_since: float | None = None  # since when a sandbox has been wanted
         while True:
             with self._lock:
                 config = self._config
@@ -218,8 +226,16 @@ class Pool:
                     if len(self._boxes[name]) + self._lent_count(name) < config.size_of(name)
                 ]
                 if not wanted:
+                    wanting_since = None
                     self._wake.wait(IDLE_CHECK_SECONDS)
                     continue
+                now = time.monotonic()
+                wanting_since = wanting_since or now
+                pause = self._refill_pause(wanted, now, wanting_since)
+                if pause > 0:
+                    self._wake.wait(pause)  # (a take wakes it: the pool may be empty now)
+                    continue
+                wanting_since = None
                 slot = self._free_slot(config.host)
                 if slot is None:
                     log.error("every pooled sandbox uid is in use; waiting for one to be freed")
@@ -228,7 +244,6 @@ class Pool:
                 self._launching = True
                 # The emptiest pool first, so one busy language can't starve the others.
                 name = min(wanted, key=lambda name: len(self._boxes[name]))
-            time.sleep(REFILL_DELAY_SECONDS)
             try:
                 kind = Zygote if name in config.zygotes else Sandbox
                 box = kind.launch(self._spec(config.template(name), slot), config.host)
@@ -252,6 +267,13 @@ class Pool:
                     box = None
             if box is not None:
                 _discard(box)
+
+    def _refill_pause(self, wanted: list[str], now: float, wanting_since: float) -> float:
+        """How long the next launch waits (0 or less: none); under the lock."""
+        since_take = now - self._last_take
+        if any(not self._boxes[name] for name in wanted):  # a run of it would start cold
+            return REFILL_DELAY_SECONDS - since_take
+        return min(REFILL_QUIET_SECONDS - since_take, REFILL_WAIT_MAX_SECONDS - (now - wanting_since))
 
     def _worn(self, config: PoolConfig | None) -> list[Zygote]:
         """Waiting zygotes past their share of time, taken out of the pool to be replaced before a

@@ -100,3 +100,73 @@ def test_a_record_the_database_cant_take_costs_no_other_run_its_record(settings,
     assert RECORDER.flush()
     assert RECORDER._thread is thread and thread.is_alive()
     assert Execution.objects.get(id=later.id).stdout == "later\n"
+
+
+def _result(stdout):
+    import uuid
+
+    from engine.results import RunResult
+
+    return RunResult(
+        id=uuid.uuid4(), language="python", exit_code=0, stdout=stdout, stderr="", duration=1,
+        timed_out=False, truncated=False, signal=None, status="ok",
+    )  # fmt: skip
+
+
+def _record_spaced(results, gap):
+    import asyncio
+
+    from engine.spec import RunSpec
+
+    async def record():
+        for r in results:
+            await RECORDER.record(RunSpec(language="python", code="print()"), r)
+            await asyncio.sleep(gap)
+
+    asyncio.run(record())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_runs_that_finish_one_after_another_are_written_in_one_batch_once_they_stop(settings, monkeypatch):
+    """A write at once would take the GIL from a back-to-back client's next run: the writer waits
+    until runs stop finishing for a moment, and writes them all in one transaction."""
+    import time
+
+    from runner import recorder
+
+    settings.RUNNER_RECORD_IN_BACKGROUND = True
+    assert RECORDER.flush()
+    monkeypatch.setattr(recorder, "WRITE_QUIET_SECONDS", 0.4)
+    batches = []
+    write = RECORDER._write
+    monkeypatch.setattr(RECORDER, "_write", lambda batch, **kw: batches.append(len(batch)) or write(batch, **kw))
+    results = [_result(f"{i}\n") for i in range(4)]
+    _record_spaced(results, 0.1)
+    assert batches == []  # still coming in: nothing written yet
+    deadline = time.monotonic() + 10
+    while RECORDER.pending(results[-1].id) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert batches == [4]
+    assert Execution.objects.filter(id__in=[r.id for r in results]).count() == 4
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_steady_stream_of_runs_is_written_as_it_goes_and_flush_writes_at_once(settings, monkeypatch):
+    from runner import recorder
+
+    settings.RUNNER_RECORD_IN_BACKGROUND = True
+    assert RECORDER.flush()
+    monkeypatch.setattr(recorder, "WRITE_QUIET_SECONDS", 60)  # never quiet enough
+    monkeypatch.setattr(recorder, "WRITE_WAIT_MAX_SECONDS", 0.3)
+    stream = [_result(f"{i}\n") for i in range(12)]
+    _record_spaced(stream, 0.1)  # 1.2 s of runs, one every 0.1 s
+    # The first ones were written while the stream went on, without waiting for its end.
+    assert Execution.objects.filter(id=stream[0].id).exists()
+    assert RECORDER.pending(stream[0].id) is None
+
+    monkeypatch.setattr(recorder, "WRITE_WAIT_MAX_SECONDS", 60)
+    last = _result("last\n")
+    _record_spaced([last], 0)
+    assert RECORDER.pending(last.id) is not None
+    assert RECORDER.flush(timeout=5)
+    assert Execution.objects.get(id=last.id).stdout == "last\n"

@@ -403,3 +403,35 @@ def test_the_sweep_knows_a_dead_maker_by_its_pid_and_start_time_not_by_age():
         for path in made:
             if os.path.isdir(path):
                 os.rmdir(path)
+
+
+def test_a_refill_waits_for_a_quiet_moment_unless_its_pool_is_empty(api, settings, monkeypatch):
+    """A launch holds the server's GIL a while: it waits until no sandbox has been taken for a
+    moment, so as not to land on the next run of a client sending runs back to back; but a pool
+    left empty is refilled at once, since its next run would start cold."""
+    from runner import conf
+    from sandbox import pool
+
+    settings.RUNNER_POOL_SIZE = 2
+    api.run("bash", "true")
+    assert POOL.settle()
+    monkeypatch.setattr(pool, "REFILL_QUIET_SECONDS", 2.0)
+    monkeypatch.setattr(pool, "REFILL_WAIT_MAX_SECONDS", 5.0)
+    config = conf.backend().pool
+    taken = []
+    try:
+        taken.append(POOL.take("bash", config))
+        time.sleep(0.8)
+        assert len(POOL.idle("bash")) == 1  # not refilled yet: no quiet moment so far
+        assert POOL.settle(timeout=10)  # then it is
+        assert len(POOL.idle("bash")) == 2
+
+        taken += [POOL.take("bash", config), POOL.take("bash", config)]
+        assert all(taken) and not POOL.idle("bash")
+        time.sleep(0.8)
+        assert len(POOL.idle("bash")) == 1  # the empty pool got one at once, the second waits
+        assert POOL.settle(timeout=10)
+    finally:
+        for box in taken:
+            if box:
+                box.discard()
