@@ -137,7 +137,9 @@ class Recorder:
         while True:
             if self._queue:
                 now = time.monotonic()
-                wait = min(self._last_record + WRITE_QUIET_SECONDS, self._oldest + WRITE_WAIT_MAX_SECONDS) - now
+                wait = (
+                    min(self._last_record + WRITE_QUIET_SECONDS, self._oldest + WRITE_WAIT_MAX_SECONDS) - now
+                )
                 if wait <= 0 or self._flushing:
                     batch, self._queue = self._queue, []
                     return batch
