@@ -139,7 +139,9 @@ def test_runs_that_finish_one_after_another_are_written_in_one_batch_once_they_s
     monkeypatch.setattr(recorder, "WRITE_QUIET_SECONDS", 0.4)
     batches = []
     write = RECORDER._write
-    monkeypatch.setattr(RECORDER, "_write", lambda batch, **kw: batches.append(len(batch)) or write(batch, **kw))
+    monkeypatch.setattr(
+        RECORDER, "_write", lambda batch, **kw: batches.append(len(batch)) or write(batch, **kw)
+    )
     results = [_result(f"{i}\n") for i in range(4)]
     _record_spaced(results, 0.1)
     assert batches == []  # still coming in: nothing written yet
