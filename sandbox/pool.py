@@ -35,12 +35,15 @@ CGROUP_PREFIX = "pool"
 IDLE_CHECK_SECONDS = 1.0
 # Launching a sandbox holds the server's GIL a while (2-5 ms), which would land in the middle of
 # a run: the run that just took one, or the next one of a client that sends runs back to back.
-# So a refill waits until no sandbox has been taken for REFILL_QUIET_SECONDS, or at most
-# REFILL_WAIT_MAX_SECONDS; and when a pool is empty (its next run would start cold), only
-# REFILL_DELAY_SECONDS after the take.
+# A pool that still has SPARE_WAITING sandboxes waiting refills once no sandbox has been taken
+# for REFILL_QUIET_SECONDS (at most REFILL_WAIT_MAX_SECONDS later): its next two runs are served
+# meanwhile. One with fewer refills REFILL_DELAY_SECONDS after the take, after the run that took
+# it has started: a client sending one language's runs back to back would otherwise find it
+# empty by its third run. Zygotes are replaced so too.
 REFILL_DELAY_SECONDS = 0.01
 REFILL_QUIET_SECONDS = 0.025
 REFILL_WAIT_MAX_SECONDS = 0.5
+SPARE_WAITING = 2
 SWEEP_AGE_SECONDS = 10
 
 
@@ -231,7 +234,7 @@ class Pool:
                     continue
                 now = time.monotonic()
                 wanting_since = wanting_since or now
-                pause = self._refill_pause(wanted, now, wanting_since)
+                pause = self._refill_pause(wanted, config.zygotes, now, wanting_since)
                 if pause > 0:
                     self._wake.wait(pause)  # (a take wakes it: the pool may be empty now)
                     continue
@@ -268,10 +271,13 @@ class Pool:
             if box is not None:
                 _discard(box)
 
-    def _refill_pause(self, wanted: list[str], now: float, wanting_since: float) -> float:
+    def _refill_pause(
+        self, wanted: list[str], zygotes: tuple[str, ...], now: float, wanting_since: float
+    ) -> float:
         """How long the next launch waits (0 or less: none); under the lock."""
         since_take = now - self._last_take
-        if any(not self._boxes[name] for name in wanted):  # a run of it would start cold
+        # (A zygote pool's waiting count says little: its zygotes come and go between runs.)
+        if any(name in zygotes or len(self._boxes[name]) < SPARE_WAITING for name in wanted):
             return REFILL_DELAY_SECONDS - since_take
         return min(REFILL_QUIET_SECONDS - since_take, REFILL_WAIT_MAX_SECONDS - (now - wanting_since))
 

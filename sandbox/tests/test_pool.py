@@ -405,14 +405,14 @@ def test_the_sweep_knows_a_dead_maker_by_its_pid_and_start_time_not_by_age():
                 os.rmdir(path)
 
 
-def test_a_refill_waits_for_a_quiet_moment_unless_its_pool_is_empty(api, settings, monkeypatch):
-    """A launch holds the server's GIL a while: it waits until no sandbox has been taken for a
-    moment, so as not to land on the next run of a client sending runs back to back; but a pool
-    left empty is refilled at once, since its next run would start cold."""
+def test_a_refill_waits_for_a_quiet_moment_while_two_still_wait(api, settings, monkeypatch):
+    """A launch holds the server's GIL a while: while two sandboxes still wait (the next two runs
+    are served), it waits until none has been taken for a moment, so as not to land on the next
+    run of a client sending runs back to back; with fewer waiting, it comes at once."""
     from runner import conf
     from sandbox import pool
 
-    settings.RUNNER_POOL_SIZE = 2
+    settings.RUNNER_POOL_SIZE = 3
     api.run("bash", "true")
     assert POOL.settle()
     monkeypatch.setattr(pool, "REFILL_QUIET_SECONDS", 2.0)
@@ -422,14 +422,14 @@ def test_a_refill_waits_for_a_quiet_moment_unless_its_pool_is_empty(api, setting
     try:
         taken.append(POOL.take("bash", config))
         time.sleep(0.8)
-        assert len(POOL.idle("bash")) == 1  # not refilled yet: no quiet moment so far
+        assert len(POOL.idle("bash")) == 2  # not refilled yet: no quiet moment so far
         assert POOL.settle(timeout=10)  # then it is
-        assert len(POOL.idle("bash")) == 2
+        assert len(POOL.idle("bash")) == 3
 
         taken += [POOL.take("bash", config), POOL.take("bash", config)]
-        assert all(taken) and not POOL.idle("bash")
+        assert all(taken) and len(POOL.idle("bash")) == 1
         time.sleep(0.8)
-        assert len(POOL.idle("bash")) == 1  # the empty pool got one at once, the second waits
+        assert len(POOL.idle("bash")) == 2  # one at once; the third waits for a quiet moment
         assert POOL.settle(timeout=10)
     finally:
         for box in taken:
