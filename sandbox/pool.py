@@ -39,7 +39,7 @@ IDLE_CHECK_SECONDS = 1.0
 # for REFILL_QUIET_SECONDS (at most REFILL_WAIT_MAX_SECONDS later): its next two runs are served
 # meanwhile. One with fewer refills REFILL_DELAY_SECONDS after the take, after the run that took
 # it has started: a client sending one language's runs back to back would otherwise find it
-# empty by its third run. Zygotes are replaced so too.
+# empty by its third run. Zygotes are replaced so too. Launches are REFILL_DELAY_SECONDS apart.
 REFILL_DELAY_SECONDS = 0.01
 REFILL_QUIET_SECONDS = 0.025
 REFILL_WAIT_MAX_SECONDS = 0.5
@@ -82,6 +82,7 @@ class Pool:
         self._thread: threading.Thread | None = None
         self._next_uid = 0
         self._last_take = 0.0  # (time.monotonic())
+        self._last_launch = 0.0
         self._launching = False
         self._swept = False
 
@@ -250,6 +251,7 @@ class Pool:
             try:
                 kind = Zygote if name in config.zygotes else Sandbox
                 box = kind.launch(self._spec(config.template(name), slot), config.host)
+                self._last_launch = time.monotonic()
             except Exception:
                 log.exception("cannot start a pooled %s sandbox; retrying shortly", name)
                 with self._lock:
@@ -276,10 +278,13 @@ class Pool:
     ) -> float:
         """How long the next launch waits (0 or less: none); under the lock."""
         since_take = now - self._last_take
+        paced = REFILL_DELAY_SECONDS - (now - self._last_launch)
         # (A zygote pool's waiting count says little: its zygotes come and go between runs.)
         if any(name in zygotes or len(self._boxes[name]) < SPARE_WAITING for name in wanted):
-            return REFILL_DELAY_SECONDS - since_take
-        return min(REFILL_QUIET_SECONDS - since_take, REFILL_WAIT_MAX_SECONDS - (now - wanting_since))
+            return max(paced, REFILL_DELAY_SECONDS - since_take)
+        return max(
+            paced, min(REFILL_QUIET_SECONDS - since_take, REFILL_WAIT_MAX_SECONDS - (now - wanting_since))
+        )
 
     def _worn(self, config: PoolConfig | None) -> list[Zygote]:
         """Waiting zygotes past their share of time, taken out of the pool to be replaced before a
