@@ -1,12 +1,17 @@
 """Two checkouts side by side: which is faster per run, with the machine's drift taken out.
 
-    python bench/ab.py OLD_CHECKOUT [NEW_CHECKOUT] [--runs N] [--pool N]
+    python bench/ab.py OLD_CHECKOUT [NEW_CHECKOUT] [--runs N] [--pool N] [--blocks N]
 
 Starts each checkout's server as `make run` does (its own data dir, uid base and cgroup parent),
 then sends both the same requests alternately over one keep-alive connection each: each
 language's [bench] program, N times. Prints, per language, both medians and new / old. Both
 servers see the same moment of the machine, which a before-and-after pair of `make bench` runs
 does not. `--pool 0` compares cold starts. The figures are for bench/NOTES.md, never a test.
+
+Alternating gives each server an idle gap (the other's request) after every run of its own, where
+whatever it does after an answer (a teardown, a record's write, a pool's refill) lands for free. To
+compare where that work lands, `--blocks N` sends each server its rounds in N blocks in turn instead
+(old, new, old, ...): a server's runs then follow its own, as one client's sent back to back do.
 """
 
 from __future__ import annotations
@@ -95,6 +100,9 @@ def main() -> None:
     parser.add_argument("--pool", type=int, default=2)
     parser.add_argument("--gap", type=float, default=0.0, help="seconds between rounds (refills finish)")
     parser.add_argument("--language", action="append", help="only these (default: every one with [bench])")
+    parser.add_argument(
+        "--blocks", type=int, default=0, help="each server's rounds in this many blocks in turn"
+    )
     args = parser.parse_args()
     old, new = Server(args.old, 58000, args.pool), Server(args.new, 59000, args.pool)
     try:
@@ -110,16 +118,26 @@ def main() -> None:
         time.sleep(1)
         cpu = {"old": old.cpu_seconds(), "new": new.cpu_seconds()}
         times: dict[tuple[str, str], list[float]] = {}
-        for i in range(args.runs):
-            time.sleep(args.gap)
-            for name, code in programs:
-                pair = (old, new) if i % 2 == 0 else (new, old)
-                for server in pair:
-                    key = ("old" if server is old else "new", name)
-                    times.setdefault(key, []).append(server.run(name, code))
+        if args.blocks:
+            for b in range(args.blocks):
+                for server in (old, new) if b % 2 == 0 else (new, old):
+                    label = "old" if server is old else "new"
+                    for _ in range(max(1, args.runs // args.blocks)):
+                        time.sleep(args.gap)
+                        for name, code in programs:
+                            times.setdefault((label, name), []).append(server.run(name, code))
+        else:
+            for i in range(args.runs):
+                time.sleep(args.gap)
+                for name, code in programs:
+                    pair = (old, new) if i % 2 == 0 else (new, old)
+                    for server in pair:
+                        key = ("old" if server is old else "new", name)
+                        times.setdefault(key, []).append(server.run(name, code))
         time.sleep(2)  # the last teardowns and refills
         cpu = {"old": old.cpu_seconds() - cpu["old"], "new": new.cpu_seconds() - cpu["new"]}
-        print(f"{args.runs} runs of each, pool {args.pool}, alternating")
+        how = f"in {args.blocks} blocks in turn" if args.blocks else "alternating"
+        print(f"{len(times['old', programs[0][0]])} runs of each, pool {args.pool}, {how}")
         print(f"{'language':<12} {'old p50':>9} {'new p50':>9} {'new/old':>8}")
         for name, _ in programs:
             a, b = statistics.median(times["old", name]), statistics.median(times["new", name])

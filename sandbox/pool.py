@@ -35,11 +35,13 @@ CGROUP_PREFIX = "pool"
 IDLE_CHECK_SECONDS = 1.0
 # Launching a sandbox holds the server's GIL a while (2-5 ms), which would land in the middle of
 # a run: the run that just took one, or the next one of a client that sends runs back to back.
-# A pool that still has SPARE_WAITING sandboxes waiting refills once no sandbox has been taken
-# for REFILL_QUIET_SECONDS (at most REFILL_WAIT_MAX_SECONDS later): its next two runs are served
-# meanwhile. One with fewer refills REFILL_DELAY_SECONDS after the take, after the run that took
-# it has started: a client sending one language's runs back to back would otherwise find it
-# empty by its third run. Zygotes are replaced so too. Launches are REFILL_DELAY_SECONDS apart.
+# A pool short of one sandbox only, with at least SPARE_WAITING still waiting, refills once no
+# sandbox has been taken for REFILL_QUIET_SECONDS (at most REFILL_WAIT_MAX_SECONDS later): its next
+# runs are served meanwhile. One with fewer refills REFILL_DELAY_SECONDS after the take, after the
+# run that took it has started: a client sending one language's runs back to back would otherwise
+# find it empty by its third run, and the sandboxes it takes would be younger (a JavaScript one
+# that is still starting node keeps its run waiting). Zygotes are replaced so too. Launches are
+# REFILL_DELAY_SECONDS apart.
 REFILL_DELAY_SECONDS = 0.01
 REFILL_QUIET_SECONDS = 0.025
 REFILL_WAIT_MAX_SECONDS = 0.5
@@ -82,6 +84,7 @@ class Pool:
         self._thread: threading.Thread | None = None
         self._next_uid = 0
         self._last_take = 0.0  # (time.monotonic())
+        self._taken_at: dict[str, float] = {}  # each pool's last take
         self._last_launch = 0.0
         self._launching = False
         self._swept = False
@@ -117,7 +120,7 @@ class Pool:
                 return None
             boxes = self._boxes.get(name)
             box = boxes.popleft() if boxes else None
-            self._last_take = time.monotonic()
+            self._last_take = self._taken_at[name] = time.monotonic()
             if box is not None and name in config.zygotes:
                 self._lent[name].add(box)
             self._wake.notify()
@@ -235,7 +238,7 @@ class Pool:
                     continue
                 now = time.monotonic()
                 wanting_since = wanting_since or now
-                pause = self._refill_pause(wanted, config.zygotes, now, wanting_since)
+                pause = self._refill_pause(wanted, config, now, wanting_since)
                 if pause > 0:
                     self._wake.wait(pause)  # (a take wakes it: the pool may be empty now)
                     continue
@@ -273,15 +276,20 @@ class Pool:
             if box is not None:
                 _discard(box)
 
-    def _refill_pause(
-        self, wanted: list[str], zygotes: tuple[str, ...], now: float, wanting_since: float
-    ) -> float:
+    def _refill_pause(self, wanted: list[str], config: PoolConfig, now: float, wanting_since: float) -> float:
         """How long the next launch waits (0 or less: none); under the lock."""
         since_take = now - self._last_take
         paced = REFILL_DELAY_SECONDS - (now - self._last_launch)
         # (A zygote pool's waiting count says little: its zygotes come and go between runs.)
-        if any(name in zygotes or len(self._boxes[name]) < SPARE_WAITING for name in wanted):
-            return max(paced, REFILL_DELAY_SECONDS - since_take)
+        urgent = [
+            name
+            for name in wanted
+            if name in config.zygotes or len(self._boxes[name]) < max(SPARE_WAITING, config.size_of(name) - 1)
+        ]
+        if urgent:
+            # From the take that left the pool so: another pool's takes don't put it off.
+            taken = min(self._taken_at.get(name, 0.0) for name in urgent)
+            return max(paced, REFILL_DELAY_SECONDS - (now - taken))
         return max(
             paced, min(REFILL_QUIET_SECONDS - since_take, REFILL_WAIT_MAX_SECONDS - (now - wanting_since))
         )
