@@ -84,7 +84,7 @@ class Pool:
         self._thread: threading.Thread | None = None
         self._next_uid = 0
         self._last_take = 0.0  # (time.monotonic())
-        self._taken_at: dict[str, float] = {}  # each pool's last take
+        self._short_since: dict[str, float] = {}  # when each pool that refills at once came to be so
         self._last_launch = 0.0
         self._launching = False
         self._swept = False
@@ -120,7 +120,7 @@ class Pool:
                 return None
             boxes = self._boxes.get(name)
             box = boxes.popleft() if boxes else None
-            self._last_take = self._taken_at[name] = time.monotonic()
+            self._last_take = time.monotonic()
             if box is not None and name in config.zygotes:
                 self._lent[name].add(box)
             self._wake.notify()
@@ -286,10 +286,12 @@ class Pool:
             for name in wanted
             if name in config.zygotes or len(self._boxes[name]) < max(SPARE_WAITING, config.size_of(name) - 1)
         ]
+        # Counted from when the pool came to be so (just after the take that left it so, which wakes
+        # this thread), not from the latest take: a stream of takes, of it or of other pools, must
+        # not put its refill off.
+        self._short_since = {name: self._short_since.get(name, now) for name in urgent}
         if urgent:
-            # From the take that left the pool so: another pool's takes don't put it off.
-            taken = min(self._taken_at.get(name, 0.0) for name in urgent)
-            return max(paced, REFILL_DELAY_SECONDS - (now - taken))
+            return max(paced, REFILL_DELAY_SECONDS - (now - min(self._short_since.values())))
         return max(
             paced, min(REFILL_QUIET_SECONDS - since_take, REFILL_WAIT_MAX_SECONDS - (now - wanting_since))
         )

@@ -435,3 +435,27 @@ def test_a_refill_waits_for_a_quiet_moment_while_two_still_wait(api, settings, m
         for box in taken:
             if box:
                 box.discard()
+
+
+def test_a_stream_of_takes_does_not_put_off_a_pool_s_refill(api, settings):
+    """A pool short of sandboxes refills 10 ms after it came to be so, however often sandboxes are
+    taken meanwhile, of it or of other languages' pools."""
+    from runner import conf
+
+    settings.RUNNER_POOL_SIZE = 2
+    api.run("bash", "true")
+    assert POOL.settle()
+    config = conf.backend().pool
+    taken = [POOL.take("bash", config)]
+    try:
+        # Runs of other languages, and of Bash, one every 4 ms for a second: each takes a sandbox.
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            for name in ("lua", "perl", "bash"):
+                taken.append(POOL.take(name, config))
+                time.sleep(0.004)
+        assert sum(box is not None for box in taken) > 6  # refilled meanwhile, not only at the end
+    finally:
+        for box in taken:
+            if box:
+                box.discard()
