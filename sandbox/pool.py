@@ -277,7 +277,8 @@ class Pool:
                 _discard(box)
 
     def _refill_pause(self, wanted: list[str], config: PoolConfig, now: float, wanting_since: float) -> float:
-        """How long the next launch waits (0 or less: none); under the lock."""
+        """How long the next launch waits (0 or less: none); under the lock. Also notes when each
+        pool that refills at once came to be short (_short_since), and forgets the others."""
         since_take = now - self._last_take
         paced = REFILL_DELAY_SECONDS - (now - self._last_launch)
         # (A zygote pool's waiting count says little: its zygotes come and go between runs.)
