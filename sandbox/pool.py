@@ -12,6 +12,7 @@ attached to the loop of the run that takes it), so one pool serves every loop.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import logging
 import os
@@ -123,7 +124,9 @@ class Pool:
             self._last_take = time.monotonic()
             if box is not None and name in config.zygotes:
                 self._lent[name].add(box)
-            self._wake.notify()
+            elif boxes is not None:
+                self._short_since.setdefault(name, self._last_take)  # (forgotten once it is full)
+        self._wake_when_due()
         if box is None:
             return None
         if name in config.zygotes and box.worn():
@@ -137,6 +140,22 @@ class Pool:
         else:
             _discard(box)
         return None
+
+    def _wake_when_due(self) -> None:
+        """After a take: wake the refilling thread once the refill may be due, REFILL_DELAY_SECONDS
+        from now, by the running loop's clock. A thread woken at once would take the GIL from the
+        run that just took a sandbox, between its take and its hand-over (0.2-0.6 ms a run,
+        bench/NOTES.md), only to find it has to wait. Without a running loop, at once."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._notify()
+        else:
+            loop.call_later(REFILL_DELAY_SECONDS, self._notify)
+
+    def _notify(self) -> None:
+        with self._lock:
+            self._wake.notify()
 
     def give_back(self, name: str, box: Zygote, usable: bool = True) -> None:
         """A zygote's run is over (its cgroup provably empty): the pool's thread readies it for
@@ -234,13 +253,14 @@ class Pool:
                 ]
                 if not wanted:
                     wanting_since = None
+                    self._short_since.clear()  # every pool is full: none has been short since then
                     self._wake.wait(IDLE_CHECK_SECONDS)
                     continue
                 now = time.monotonic()
                 wanting_since = wanting_since or now
                 pause = self._refill_pause(wanted, config, now, wanting_since)
                 if pause > 0:
-                    self._wake.wait(pause)  # (a take wakes it: the pool may be empty now)
+                    self._wake.wait(pause)  # (a take wakes it when its refill may be due)
                     continue
                 wanting_since = None
                 slot = self._free_slot(config.host)
@@ -287,9 +307,9 @@ class Pool:
             for name in wanted
             if name in config.zygotes or len(self._boxes[name]) < max(SPARE_WAITING, config.size_of(name) - 1)
         ]
-        # Counted from when the pool came to be so (just after the take that left it so, which wakes
-        # this thread), not from the latest take: a stream of takes, of it or of other pools, must
-        # not put its refill off.
+        # Counted from when the pool came to be short (the take that left it so noted when), not
+        # from the latest take: a stream of takes, of it or of other pools, must not put its refill
+        # off.
         self._short_since = {name: self._short_since.get(name, now) for name in urgent}
         if urgent:
             return max(paced, REFILL_DELAY_SECONDS - (now - min(self._short_since.values())))

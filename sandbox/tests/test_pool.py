@@ -459,3 +459,63 @@ def test_a_stream_of_takes_does_not_put_off_a_pool_s_refill(api, settings):
         for box in taken:
             if box:
                 box.discard()
+
+
+def test_each_refill_comes_a_moment_after_the_take_that_left_its_pool_short(api, settings, monkeypatch):
+    """The moment a pool came to be short is forgotten once it is full again: the next take's
+    refill waits its delay too, rather than launching at once, in the middle of the run that took
+    the sandbox."""
+    from runner import conf
+    from sandbox import pool
+
+    settings.RUNNER_POOL_SIZE = 2
+    api.run("bash", "true")
+    assert POOL.settle()
+    monkeypatch.setattr(pool, "REFILL_DELAY_SECONDS", 0.6)
+    config = conf.backend().pool
+    taken = []
+    try:
+        for _ in range(2):
+            time.sleep(0.7)  # (launches are REFILL_DELAY_SECONDS apart)
+            taken.append(POOL.take("bash", config))
+            time.sleep(0.3)
+            assert len(POOL.idle("bash")) == 1  # not refilled yet
+            assert POOL.settle(timeout=10)
+            assert len(POOL.idle("bash")) == 2
+    finally:
+        for box in taken:
+            if box:
+                box.discard()
+
+
+def test_a_take_in_a_run_wakes_the_refilling_thread_only_once_its_refill_is_due(api, settings, monkeypatch):
+    """Woken at the take, the pool's thread would take the GIL from the run that took the sandbox,
+    between its take and its hand-over, only to find it has to wait: the loop wakes it later."""
+    from runner import conf
+    from sandbox import pool
+
+    settings.RUNNER_POOL_SIZE = 2
+    api.run("bash", "true")
+    assert POOL.settle()
+    config = conf.backend().pool
+    woken = []
+    notify = POOL._wake.notify
+    monkeypatch.setattr(POOL._wake, "notify", lambda *a: (woken.append(time.monotonic()), notify(*a)))
+
+    taken = []
+
+    async def take():
+        taken.append(POOL.take("bash", config))
+        woken_by_the_take = list(woken)
+        await asyncio.sleep(pool.REFILL_DELAY_SECONDS * 5)
+        return woken_by_the_take
+
+    taken_at = time.monotonic()
+    try:
+        assert asyncio.run(take()) == []
+        assert woken and woken[0] - taken_at >= pool.REFILL_DELAY_SECONDS
+        assert POOL.settle()
+        assert len(POOL.idle("bash")) == 2
+    finally:
+        if taken[0]:
+            taken[0].discard()
