@@ -1,7 +1,8 @@
 """CORS for the JSON API: any page, even one opened from disk, may call it from a browser.
 
 Also the one security header a JSON answer needs (Django's SecurityMiddleware sets it on
-pages; the API's own stack, runner.handler.ApiHandler, runs without that middleware).
+pages; the API's own stack, runner.handler.ApiHandler, runs without that middleware), and the
+answer's Content-Length (CommonMiddleware's, on pages).
 """
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
@@ -36,6 +37,10 @@ def _decorate(request, response):
         for key, value in CORS_HEADERS.items():
             response[key] = value
         response.setdefault("X-Content-Type-Options", "nosniff")
+        if not response.streaming and not response.has_header("Content-Length"):
+            # As Django's CommonMiddleware gives the pages: without it the answer goes chunked,
+            # which costs the client a read of each chunk's size and of the end.
+            response["Content-Length"] = str(len(response.content))
     return response
 
 

@@ -40,6 +40,22 @@ def test_it_says_at_start_whether_isolation_holds(server):
     assert "CODE EXECUTION IS DISABLED" not in text
 
 
+def test_the_api_s_answers_say_their_length_and_are_not_chunked(server):
+    """As the pages' are (Django's CommonMiddleware): a client reads the answer in one piece."""
+    for path, body in (
+        ("/api/execute", {"language": "bash", "code": "echo 1"}),
+        ("/api/execute", {"language": "bash"}),  # a 400
+    ):
+        status, headers, raw = server.request(
+            path, json.dumps(body).encode(), {"Content-Type": "application/json"}
+        )
+        assert status in (200, 400)
+        assert "transfer-encoding" not in headers
+        assert int(headers["content-length"]) == len(raw) > 0
+    status, headers, raw = server.request("/api/runtimes")
+    assert status == 200 and int(headers["content-length"]) == len(raw)
+
+
 def test_a_body_over_the_limit_is_refused_before_it_is_read(server):
     status, headers, body = server.request(
         "/api/execute", b"x" * (2 << 20), {"Content-Type": "application/json"}
