@@ -446,7 +446,8 @@ class Sandbox:
             self._err_fd,
         ]
         fds += [*self._compile_fds, self._go_fd]
-        return sum(fd is not None for fd in fds) + bool(self.process and self.process.returncode is None)
+        held = sum(fd is not None for fd in fds) + bool(self.process and self.process.returncode is None)
+        return held + (self.meter.open_fds() if self.meter else 0)
 
     def _close_fds(self) -> None:
         self.close_stdin()

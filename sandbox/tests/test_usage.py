@@ -1,5 +1,8 @@
 """CPU time and peak memory in every result: the run's own, cold and pre-warmed, in reused cgroups too."""
 
+import os
+import threading
+
 import pytest
 
 from engine.backends.local import STARTS
@@ -71,3 +74,33 @@ def test_usage_is_stored_with_the_execution(api, start):
     result = run(api, start, "python", SPIN)
     stored = api.client.get(f"/api/executions/{result['id']}").json()
     assert (stored["cpuTime"], stored["peakMemory"]) == (result["cpuTime"], result["peakMemory"])
+
+
+ACCOUNTING_FILES = ("cpuacct.usage", "memory.max_usage_in_bytes", "cpu.stat", "memory.peak")
+
+
+def test_a_pre_warmed_run_is_accounted_through_files_its_sandbox_opened_while_it_waited(
+    api, settings, monkeypatch
+):
+    """Opening a cgroup file at the hand-over and again for the answer cost each run a quarter of a
+    millisecond: a waiting sandbox's meter opens them at its launch, in the pool's thread, and the
+    run reads and resets them through those fds."""
+    if not cgroups.support().has("memory"):
+        pytest.skip("no memory cgroup on this host")
+    settings.RUNNER_POOL_SIZE = 2
+    api.run("bash", "true")
+    assert POOL.settle()
+    opened = []
+    real_open = os.open
+
+    def spy(path, *args, **kwargs):
+        if threading.current_thread().name != "sandbox-pool" and str(path).endswith(ACCOUNTING_FILES):
+            opened.append(path)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", spy)
+    before = STARTS["warm"]
+    result = api.run("bash", "echo hi")
+    assert STARTS["warm"] == before + 1 and result["stdout"] == "hi\n"
+    assert result["cpuTime"] is not None and 0 < result["peakMemory"] <= 16 * MIB, result
+    assert opened == []
