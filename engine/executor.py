@@ -135,6 +135,9 @@ class Run:
                 async for event in self.events():
                     if isinstance(event, Exited) and not answer.done():  # (done: cancelled by the caller)
                         answer.set_result(event.result)
+                        # The caller goes on at the loop's next turn: the teardown, which the rest of
+                        # the run starts, waits behind its answer.
+                        await asyncio.sleep(0)
                 if not answer.done():
                     raise RuntimeError("a run ended without a result")
             except BaseException as e:

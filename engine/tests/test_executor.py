@@ -198,6 +198,19 @@ async def test_result_returns_before_the_teardown_and_the_teardown_still_happens
     assert backend.handle.closed == 1
 
 
+async def test_the_caller_is_answered_before_the_teardown_begins():
+    """The teardown's first steps (a cgroup write, the wait for bwrap) come after the caller's
+    answer, not between the result and it."""
+    backend = FakeBackend([Chunk("stdout", b"1\n"), *ends()])
+    result = await Run(spec(), backend).result()
+    assert result.stdout == "1\n" and backend.handle.closed == 0
+    for _ in range(100):
+        if backend.handle.closed:
+            break
+        await asyncio.sleep(0.01)
+    assert backend.handle.closed == 1
+
+
 def compiled_spec(**compile_limits) -> RunSpec:
     return RunSpec("c", "int main(){}", limits=Limits(), compile_limits=Limits(**compile_limits))
 
