@@ -68,7 +68,13 @@ class Execution(models.Model):
 
     @classmethod
     def from_run(cls, spec: RunSpec, result: RunResult) -> "Execution":
-        """The record of a finished run, not yet saved (runner.recorder saves it).
+        """The record of a finished run, not yet saved: fields_of_run()'s."""
+        return cls(**cls.fields_of_run(spec, result))
+
+    @staticmethod
+    def fields_of_run(spec: RunSpec, result: RunResult) -> dict:
+        """The record of a finished run as every field's plain value (created_at: now). The recorder
+        journals these before the answer and makes the row from them in its own thread.
 
         A run may take and give megabytes; its record keeps at most RUNNER_STORED_LIMIT bytes
         of each of stdin, stdout and stderr, and names the fields it cut.
@@ -79,7 +85,7 @@ class Execution(models.Model):
         if compiled:
             for name in ("stdout", "stderr"):
                 compiled[name] = _stored(compiled[name], limit, f"compile.{name}", cut)
-        return cls(
+        return dict(
             id=result.id,
             language=result.language,
             code=spec.code,
@@ -100,6 +106,7 @@ class Execution(models.Model):
             grading=_grading(spec, limit, cut),
             tests=_tests(result, limit, cut),
             stored_truncated=cut,
+            created_at=timezone.now(),
         )
 
     def result(self) -> RunResult:

@@ -57,8 +57,9 @@ class Recorder:
     def __init__(self):
         self._lock = threading.Condition()
         self._journal: int | None = None
-        self._pending: dict[uuid.UUID, Execution] = {}
-        self._queue: list[Execution] = []
+        # Runs not yet written, as Execution.fields_of_run(): the row is made in the writer's thread.
+        self._pending: dict[uuid.UUID, dict] = {}
+        self._queue: list[dict] = []
         self._writing = 0
         self._flushing = 0  # flush() calls waiting: the batch is written at once
         self._last_record = 0.0  # (time.monotonic())
@@ -67,18 +68,18 @@ class Recorder:
         self._last_prune = 0.0
 
     async def record(self, spec: RunSpec, result: RunResult) -> None:
-        execution = Execution.from_run(spec, result)
+        fields = Execution.fields_of_run(spec, result)
         if not conf.get().record_in_background:
-            await sync_to_async(self._write)([execution])
+            await sync_to_async(self._write)([Execution(**fields)])
             return
         with self._lock:
-            self._journal_append(execution)
-            self._pending[execution.id] = execution
+            self._journal_append(fields)
+            self._pending[fields["id"]] = fields
             self._last_record = time.monotonic()
             first = not self._queue
             if first:
                 self._oldest = self._last_record
-            self._queue.append(execution)
+            self._queue.append(fields)
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="run-recorder", daemon=True)
                 self._thread.start()
@@ -95,7 +96,8 @@ class Recorder:
 
     def pending(self, id: uuid.UUID) -> Execution | None:
         with self._lock:
-            return self._pending.get(id)
+            fields = self._pending.get(id)
+        return None if fields is None else Execution(**fields)
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every pending run is written (or has failed and been logged)."""
@@ -119,20 +121,20 @@ class Recorder:
                 batch = self._batch()
                 self._writing = len(batch)
             try:
-                written = self._write(batch)
+                written = self._write([Execution(**fields) for fields in batch])
             except Exception:  # the thread goes on: it stores everyone's runs
                 log.exception("could not store %d run(s)", len(batch))
                 written = False
             finally:
                 with self._lock:
-                    for execution in batch:
-                        self._pending.pop(execution.id, None)
+                    for fields in batch:
+                        self._pending.pop(fields["id"], None)
                     self._writing = 0
                     if written and not self._queue and self._journal is not None:
                         os.ftruncate(self._journal, 0)  # all it held is in the database
                     self._lock.notify_all()
 
-    def _batch(self) -> list[Execution]:
+    def _batch(self) -> list[dict]:
         """Wait for records, then for a quiet moment (or flush()), and take them all (under the lock)."""
         while True:
             if self._queue:
@@ -177,11 +179,11 @@ class Recorder:
                 log.error("could not prune old runs: %s", e)
         return True
 
-    def _journal_append(self, execution: Execution) -> None:
+    def _journal_append(self, fields: dict) -> None:
         if self._journal is None:
             path = conf.get().journal_path
             self._journal = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        os.write(self._journal, _line(execution))
+        os.write(self._journal, _line(fields))
 
     def replay(self) -> int:
         """At start: store the runs a killed server answered but had not stored; empty the journal."""
@@ -205,9 +207,8 @@ class Recorder:
         return len(runs)
 
 
-def _line(execution: Execution) -> bytes:
-    data = {f.attname: getattr(execution, f.attname) for f in Execution._meta.concrete_fields}
-    data["id"], data["created_at"] = str(execution.id), execution.created_at.isoformat()
+def _line(fields: dict) -> bytes:
+    data = {**fields, "id": str(fields["id"]), "created_at": fields["created_at"].isoformat()}
     return json.dumps(data).encode() + b"\n"
 
 

@@ -20,6 +20,24 @@ def test_a_run_is_readable_at_once_and_stored_just_after_its_answer(api, client,
 
 
 @pytest.mark.django_db(transaction=True)
+def test_the_journal_line_holds_the_whole_row(api, settings):
+    """What the next server replays after a kill -9 is the row the writer stores, field for field."""
+    from runner import conf
+    from runner.recorder import _execution
+
+    settings.RUNNER_RECORD_IN_BACKGROUND = True
+    assert RECORDER.flush()
+    result = api.run("python", "import sys\nprint(input(), sys.argv[1:])", stdin="hi", args=["a"])
+    with open(conf.get().journal_path, "rb") as journal:
+        line = journal.read().splitlines()[-1]
+    assert RECORDER.flush()
+    replayed, stored = _execution(line), Execution.objects.get(id=result["id"])
+    for field in Execution._meta.concrete_fields:
+        assert getattr(replayed, field.attname) == getattr(stored, field.attname), field.attname
+    assert stored.stdout == "hi ['a']\n" and stored.stdin == "hi"
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_run_is_stored_while_another_thread_reads_the_table(api, settings):
     from django.db import connection
 
