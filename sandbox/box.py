@@ -232,11 +232,7 @@ class Sandbox:
         torn the namespaces down and exited itself.
         """
         if self.status.get(stage) is None:
-            exited = asyncio.ensure_future(self.process.wait())
-            try:
-                await self.status.wait(stage, exited)
-            finally:
-                exited.cancel()
+            await self.status.wait(stage, self.process.exited())
             if self.status.get(stage) is None:
                 # The status pipe ended without it: bwrap is gone. Collect its exit code.
                 await self.process.wait()

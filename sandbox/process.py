@@ -67,13 +67,21 @@ class Watched:
     async def wait(self) -> int:
         if self.reap():
             return self.returncode
+        # Shielded: one waiter giving up must not cancel the others' wait.
+        return await asyncio.shield(self.exited())
+
+    def exited(self) -> asyncio.Future:
+        """A future done once the process has exited, watched from now on the running loop (if it
+        still runs): to add a callback to or wait on, never to cancel (wait() shields it)."""
         if self._exited is None:
             loop = asyncio.get_running_loop()
             self._exited = loop.create_future()
-            self._watched_by = loop
-            loop.add_reader(self._pidfd, self.reap)
-        # Shielded: one waiter giving up must not cancel the others' wait.
-        return await asyncio.shield(self._exited)
+            if self.returncode is not None:
+                self._exited.set_result(self.returncode)
+            else:
+                self._watched_by = loop
+                loop.add_reader(self._pidfd, self.reap)
+        return self._exited
 
     def close(self) -> None:
         """Close the pidfd (it is then watched no more)."""

@@ -19,6 +19,7 @@ class StatusPipe:
     """The read end of a sandbox's status pipe, and the stages' statuses read from it so far."""
 
     def __init__(self, fd: int):
+        os.set_blocking(fd, False)
         self.fd: int | None = fd
         self._buffer = b""
         self._ended = False  # the pipe reached EOF: sandbox-init is gone
@@ -33,7 +34,6 @@ class StatusPipe:
     def _read(self) -> None:
         if self.fd is None or self._ended:
             return
-        os.set_blocking(self.fd, False)
         data = self._buffer
         try:
             while chunk := os.read(self.fd, 4096):
@@ -55,17 +55,26 @@ class StatusPipe:
         self._buffer = data
 
     async def wait(self, stage: str, exited: asyncio.Future) -> None:
-        """Until the stage's status is in, or `exited` (bwrap's exit) is done first."""
+        """Until the stage's status is in, or `exited` (bwrap's exit, Watched.exited(): not
+        cancelled here) is done first. One future a wake, woken by callbacks: no task of its own."""
         if self.fd is None:
             return
         loop = asyncio.get_running_loop()
-        while self.get(stage) is None and not self._ended and not exited.done():
-            readable = loop.create_future()
-            loop.add_reader(self.fd, lambda f=readable: f.done() or f.set_result(None))
-            try:
-                await asyncio.wait([readable, exited], return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                loop.remove_reader(self.fd)
+        woken = loop.create_future()
+
+        def wake(*_) -> None:
+            if not woken.done():
+                woken.set_result(None)
+
+        exited.add_done_callback(wake)
+        loop.add_reader(self.fd, wake)
+        try:
+            while self.get(stage) is None and not self._ended and not exited.done():
+                await woken
+                woken = loop.create_future()
+        finally:
+            loop.remove_reader(self.fd)
+            exited.remove_done_callback(wake)
 
     def close(self) -> None:
         if self.fd is not None:
