@@ -33,7 +33,9 @@ class Handle(Protocol):
     warm: bool  # it took a pre-warmed sandbox
 
     async def receive(self) -> Chunk | StageExit:
-        """The next thing that happened; cancelling the wait loses nothing."""
+        """The next thing that happened; cancelling the wait loses nothing. A stage's exit and
+        the ends of its two streams come in any order, and all of a stage's events before any
+        of the next stage's."""
 
     async def write_stdin(self, data: bytes) -> bool:
         """False once the program no longer reads its input."""

@@ -309,7 +309,8 @@ class LocalHandle:
     """A run in a local sandbox: its stages' pipes and exits, as one queue of events.
 
     A compile stage's output and exit come first; the run's pipes are read only after, so
-    no event of the run can come before the compile's end.
+    no event of the run can come before the compile's end. The run's exit is put in as soon as
+    its status is in, before its pipes' ends if they come later (a stray still holding them).
     """
 
     def __init__(self, box: Sandbox, release, warm: bool, build: tuple[str, ...] | None = None):
@@ -337,9 +338,12 @@ class LocalHandle:
                 self._queue.put_nowait(StageExit("compile"))
                 return  # the run stage never starts: close() ends the sandbox
             self._queue.put_nowait(StageExit("compile"))
-        await asyncio.gather(
-            self._pump("stdout", box.stdout), self._pump("stderr", box.stderr), box.finished()
-        )
+        await asyncio.gather(self._pump("stdout", box.stdout), self._pump("stderr", box.stderr), self._exit())
+
+    async def _exit(self) -> None:
+        """The run's exit, as soon as its status is in: the executor takes the pipes' ends in any
+        order, and the gather's own end would cost the answer two turns of the loop."""
+        await self.box.finished()
         self._queue.put_nowait(StageExit("run"))
 
     async def _pump(self, stream: str, reader: PipeReader, stage: str = "run") -> None:

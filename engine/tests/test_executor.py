@@ -198,6 +198,20 @@ async def test_result_returns_before_the_teardown_and_the_teardown_still_happens
     assert backend.handle.closed == 1
 
 
+async def test_a_stage_s_exit_may_come_before_its_streams_end():
+    backend = FakeBackend(
+        [
+            Chunk("stdout", b"a"),
+            StageExit("run"),
+            Chunk("stdout", b"b\n"),
+            Chunk("stdout", b""),
+            Chunk("stderr", b""),
+        ]
+    )
+    result = await Run(spec(), backend).result()
+    assert (result.status, result.stdout) == ("ok", "ab\n")
+
+
 async def test_the_caller_is_answered_before_the_teardown_begins():
     """The teardown's first steps (a cgroup write, the wait for bwrap) come after the caller's
     answer, not between the result and it."""
