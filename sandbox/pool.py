@@ -144,7 +144,7 @@ class Pool:
     def _wake_when_due(self) -> None:
         """After a take: wake the refilling thread once the refill may be due, REFILL_DELAY_SECONDS
         from now, by the running loop's clock. A thread woken at once would take the GIL from the
-        run that just took a sandbox, between its take and its hand-over (0.2-0.6 ms a run,
+        run that just took a sandbox, between its take and its hand-over (0.1-0.2 ms a run,
         bench/NOTES.md), only to find it has to wait. Without a running loop, at once."""
         try:
             loop = asyncio.get_running_loop()
