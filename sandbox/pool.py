@@ -12,7 +12,6 @@ attached to the loop of the run that takes it), so one pool serves every loop.
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import logging
 import os
@@ -87,6 +86,9 @@ class Pool:
         self._last_take = 0.0  # (time.monotonic())
         self._short_since: dict[str, float] = {}  # when each pool that refills at once came to be so
         self._last_launch = 0.0
+        # When the refill of the earliest take not yet looked at may be due (see _refill): a take
+        # sets it, unless one before it has, and the thread clears it once it looks.
+        self._due: float | None = None
         self._launching = False
         self._swept = False
 
@@ -126,7 +128,9 @@ class Pool:
                 self._lent[name].add(box)
             elif boxes is not None:
                 self._short_since.setdefault(name, self._last_take)  # (forgotten once it is full)
-        self._wake_when_due()
+            if self._due is None:
+                self._due = self._last_take + REFILL_DELAY_SECONDS
+            self._wake.notify()
         if box is None:
             return None
         if name in config.zygotes and box.worn():
@@ -140,22 +144,6 @@ class Pool:
         else:
             _discard(box)
         return None
-
-    def _wake_when_due(self) -> None:
-        """After a take: wake the refilling thread once the refill may be due, REFILL_DELAY_SECONDS
-        from now, by the running loop's clock. A thread woken at once would take the GIL from the
-        run that just took a sandbox, between its take and its hand-over (0.1-0.2 ms a run,
-        bench/NOTES.md), only to find it has to wait. Without a running loop, at once."""
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self._notify()
-        else:
-            loop.call_later(REFILL_DELAY_SECONDS, self._notify)
-
-    def _notify(self) -> None:
-        with self._lock:
-            self._wake.notify()
 
     def give_back(self, name: str, box: Zygote, usable: bool = True) -> None:
         """A zygote's run is over (its cgroup provably empty): the pool's thread readies it for
@@ -236,6 +224,14 @@ class Pool:
         wanting_since: float | None = None  # since when a sandbox has been wanted
         while True:
             with self._lock:
+                early = (self._due or 0.0) - time.monotonic()
+                if early > 0 and not self._parking:
+                    # Woken by a take whose refill is not due yet: back to waiting at once. The
+                    # whole look below would hold the GIL a while, between the run's take and its
+                    # hand-over (0.1-0.2 ms a run, bench/NOTES.md), only to find it has to wait.
+                    self._wake.wait(early)
+                    continue
+                self._due = None
                 config = self._config
                 while self._parking:
                     # Each in a thread of its own: a new zygote's wait for Python's start must
@@ -260,7 +256,7 @@ class Pool:
                 wanting_since = wanting_since or now
                 pause = self._refill_pause(wanted, config, now, wanting_since)
                 if pause > 0:
-                    self._wake.wait(pause)  # (a take wakes it when its refill may be due)
+                    self._wake.wait(pause)  # (a take wakes it: the pool may be empty now)
                     continue
                 wanting_since = None
                 slot = self._free_slot(config.host)

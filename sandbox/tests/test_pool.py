@@ -488,9 +488,10 @@ def test_each_refill_comes_a_moment_after_the_take_that_left_its_pool_short(api,
                 box.discard()
 
 
-def test_a_take_in_a_run_wakes_the_refilling_thread_only_once_its_refill_is_due(api, settings, monkeypatch):
-    """Woken at the take, the pool's thread would take the GIL from the run that took the sandbox,
-    between its take and its hand-over, only to find it has to wait: the loop wakes it later."""
+def test_a_take_s_wake_puts_the_pool_s_look_off_until_its_refill_is_due(api, settings, monkeypatch):
+    """Woken by a take, the pool's thread goes back to waiting at once, until the take's refill may be
+    due: its whole look (which pools want what, whether to launch) would hold the GIL between the run's
+    take and its hand-over, only to find it has to wait."""
     from runner import conf
     from sandbox import pool
 
@@ -498,24 +499,15 @@ def test_a_take_in_a_run_wakes_the_refilling_thread_only_once_its_refill_is_due(
     api.run("bash", "true")
     assert POOL.settle()
     config = conf.backend().pool
-    woken = []
-    notify = POOL._wake.notify
-    monkeypatch.setattr(POOL._wake, "notify", lambda *a: (woken.append(time.monotonic()), notify(*a)))
-
-    taken = []
-
-    async def take():
-        taken.append(POOL.take("bash", config))
-        woken_by_the_take = list(woken)
-        await asyncio.sleep(pool.REFILL_DELAY_SECONDS * 5)
-        return woken_by_the_take
-
+    looks = []
+    look = POOL._refill_pause
+    monkeypatch.setattr(POOL, "_refill_pause", lambda *args: (looks.append(time.monotonic()), look(*args))[1])
     taken_at = time.monotonic()
+    box = POOL.take("bash", config)
     try:
-        assert asyncio.run(take()) == []
-        assert woken and woken[0] - taken_at >= pool.REFILL_DELAY_SECONDS
         assert POOL.settle()
+        assert looks and looks[0] - taken_at >= pool.REFILL_DELAY_SECONDS
         assert len(POOL.idle("bash")) == 2
     finally:
-        if taken[0]:
-            taken[0].discard()
+        if box:
+            box.discard()
