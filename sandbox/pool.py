@@ -84,10 +84,9 @@ class Pool:
         self._thread: threading.Thread | None = None
         self._next_uid = 0
         self._last_take = 0.0  # (time.monotonic())
-        self._short_since: dict[str, float] = {}  # when each pool that refills at once came to be so
         self._last_launch = 0.0
-        # When the refill of the earliest take not yet looked at may be due (see _refill): a take
-        # sets it, unless one before it has, and the thread clears it once it looks.
+        # When the earliest take's refill may be due: set by a take unless one before it has, cleared
+        # by the thread once that time has come. Later takes do not put it off.
         self._due: float | None = None
         self._launching = False
         self._swept = False
@@ -126,8 +125,6 @@ class Pool:
             self._last_take = time.monotonic()
             if box is not None and name in config.zygotes:
                 self._lent[name].add(box)
-            elif boxes is not None:
-                self._short_since.setdefault(name, self._last_take)  # (forgotten once it is full)
             if self._due is None:
                 self._due = self._last_take + REFILL_DELAY_SECONDS
             self._wake.notify()
@@ -224,14 +221,6 @@ class Pool:
         wanting_since: float | None = None  # since when a sandbox has been wanted
         while True:
             with self._lock:
-                early = (self._due or 0.0) - time.monotonic()
-                if early > 0 and not self._parking:
-                    # Woken by a take whose refill is not due yet: back to waiting at once. The
-                    # whole look below would hold the GIL a while, between the run's take and its
-                    # hand-over (0.1-0.2 ms a run, bench/NOTES.md), only to find it has to wait.
-                    self._wake.wait(early)
-                    continue
-                self._due = None
                 config = self._config
                 while self._parking:
                     # Each in a thread of its own: a new zygote's wait for Python's start must
@@ -239,6 +228,14 @@ class Pool:
                     name, box = self._parking.popleft()
                     self._readying[name] += 1
                     threading.Thread(target=self._ready, args=(name, box, config, True), daemon=True).start()
+                early = (self._due or 0.0) - time.monotonic()
+                if early > 0:
+                    # Woken by a take whose refill is not due yet: back to waiting at once. The
+                    # whole look below would hold the GIL a while, between the run's take and its
+                    # hand-over (0.1-0.2 ms a run, bench/NOTES.md), only to find it has to wait.
+                    self._wake.wait(early)
+                    continue
+                self._due = None
             for box in self._worn(config):
                 _discard(box)  # (replaced below)
             with self._lock:
@@ -249,7 +246,6 @@ class Pool:
                 ]
                 if not wanted:
                     wanting_since = None
-                    self._short_since.clear()  # every pool is full: none has been short since then
                     self._wake.wait(IDLE_CHECK_SECONDS)
                     continue
                 now = time.monotonic()
@@ -293,22 +289,16 @@ class Pool:
                 _discard(box)
 
     def _refill_pause(self, wanted: list[str], config: PoolConfig, now: float, wanting_since: float) -> float:
-        """How long the next launch waits (0 or less: none); under the lock. Also notes when each
-        pool that refills at once came to be short (_short_since), and forgets the others."""
+        """How long the next launch waits (0 or less: none); under the lock. A take's refill has
+        already waited its REFILL_DELAY_SECONDS (Pool._due)."""
         since_take = now - self._last_take
         paced = REFILL_DELAY_SECONDS - (now - self._last_launch)
         # (A zygote pool's waiting count says little: its zygotes come and go between runs.)
-        urgent = [
-            name
+        if any(
+            name in config.zygotes or len(self._boxes[name]) < max(SPARE_WAITING, config.size_of(name) - 1)
             for name in wanted
-            if name in config.zygotes or len(self._boxes[name]) < max(SPARE_WAITING, config.size_of(name) - 1)
-        ]
-        # Counted from when the pool came to be short (the take that left it so noted when), not
-        # from the latest take: a stream of takes, of it or of other pools, must not put its refill
-        # off.
-        self._short_since = {name: self._short_since.get(name, now) for name in urgent}
-        if urgent:
-            return max(paced, REFILL_DELAY_SECONDS - (now - min(self._short_since.values())))
+        ):
+            return paced
         return max(
             paced, min(REFILL_QUIET_SECONDS - since_take, REFILL_WAIT_MAX_SECONDS - (now - wanting_since))
         )
