@@ -26,10 +26,10 @@ class Usage:
 class Meter:
     """One run's accounting in its cgroup.
 
-    Its files stay open from the first baseline (for a pre-warmed sandbox, taken at its launch,
-    off every run's path) until close(): each later read or reset is then one syscall on a kept
-    fd, where opening a cgroup file each time cost the hand-over and the answer a quarter of a
-    millisecond a run (bench/NOTES.md).
+    Its files stay open from its making (for a pre-warmed sandbox, at its launch, off every run's
+    path) until close(): each read or reset is then one syscall on a kept fd, where opening a
+    cgroup file each time cost the hand-over and the answer a quarter of a millisecond a run
+    (bench/NOTES.md).
     """
 
     def __init__(self, group: Cgroup):
@@ -39,12 +39,10 @@ class Meter:
         # v2: memory.peak, whose peak starts again through the fd it is reset through (Linux 6.12
         # and later); v1: memory.max_usage_in_bytes, reset for the whole group.
         self._peak_fd: int | None = None
-        self._opened = False
+        self._open()
 
     def start(self) -> None:
         """Take the baseline: from here, CPU time and peak memory are this run's."""
-        if not self._opened:
-            self._open()
         self._cpu_base = self._cpu_ns()
         if self._peak_fd is None:
             return
@@ -71,7 +69,6 @@ class Meter:
         self._cpu_fd = self._peak_fd = None
 
     def _open(self) -> None:
-        self._opened = True
         dirs = self.group.dirs
         if self.group.support.version == 2:
             cpu, peak = f"{dirs['']}/cpu.stat", f"{dirs['']}/memory.peak"
